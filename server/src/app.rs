@@ -1,0 +1,294 @@
+//! Request handling: routing by path and method, the order handlers, health, `/metrics`, the
+//! admin fault API, and the JSON bodies of every answer (errors included). Each request is
+//! counted and timed here under its route template, so the `route` label stays a closed set.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::contract::{method_label, OrderStatus, OrderType, Route};
+use crate::daily::DailyCounter;
+use crate::faults::{FaultRequest, FaultTable};
+use crate::sim::Simulator;
+use crate::telemetry::Telemetry;
+
+/// Prometheus text format 0.0.4; Prometheus 3 refuses a scrape with a blank content type.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Largest request body accepted (orders carry none; fault requests are tiny).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub type Body = Full<Bytes>;
+
+/// Shared state of one server instance.
+#[derive(Debug)]
+pub struct App {
+    config: Config,
+    telemetry: Telemetry,
+    daily: DailyCounter,
+    sim: Simulator,
+    faults: FaultTable,
+    ready: AtomicBool,
+    in_flight: AtomicU64,
+    order_seq: AtomicU64,
+}
+
+/// Which listener a request arrived on; admin routes exist only on the admin one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    Public,
+    Admin,
+}
+
+impl App {
+    pub fn new(config: Config) -> Result<Self, metrics_exporter_prometheus::BuildError> {
+        let now = (config.clock)();
+        Ok(App {
+            telemetry: Telemetry::new()?,
+            daily: DailyCounter::new(config.timezone, now),
+            sim: Simulator::new(config.sim.clone()),
+            faults: FaultTable::default(),
+            ready: AtomicBool::new(false),
+            in_flight: AtomicU64::new(0),
+            order_seq: AtomicU64::new(0),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Renders `/metrics`, refreshing the series that depend on time rather than on requests.
+    pub fn render_metrics(&self) -> String {
+        self.telemetry
+            .set_orders_today(self.daily.snapshot((self.config.clock)()));
+        self.telemetry
+            .set_faults(self.faults.active_matrix(tokio::time::Instant::now()));
+        self.telemetry.render()
+    }
+
+    /// Entry point for every request on either port.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        port: Port,
+    ) -> Result<Response<Body>, Infallible> {
+        let start = Instant::now();
+        let _guard = InFlight::enter(&self);
+        let mut route = Route::from_path(req.uri().path());
+        if (route == Route::AdminFaults) != (port == Port::Admin) {
+            route = Route::Other;
+        }
+        let method = method_label(req.method());
+        let resp = self.route(route, req).await;
+        self.telemetry
+            .http_request(method, route, resp.status().as_u16(), start.elapsed());
+        Ok(resp)
+    }
+
+    async fn route(self: &Arc<Self>, route: Route, req: Request<Incoming>) -> Response<Body> {
+        let m = req.method().clone();
+        match route {
+            Route::FoodOrder | Route::ClothingOrder => {
+                if m != Method::GET && m != Method::POST {
+                    return method_not_allowed("GET, POST");
+                }
+                if m == Method::POST {
+                    if let Err(resp) = read_body(req.into_body()).await {
+                        return resp;
+                    }
+                }
+                let t = route.order_type().unwrap_or(OrderType::Food);
+                self.order(t).await
+            }
+            Route::Metrics if is_get(&m) => self.metrics().await,
+            Route::Healthz if is_get(&m) => json_response(StatusCode::OK, &json!({"status": "ok"})),
+            Route::Readyz if is_get(&m) => {
+                if self.ready.load(Ordering::SeqCst) {
+                    json_response(StatusCode::OK, &json!({"status": "ready"}))
+                } else {
+                    error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: starting or draining",
+                    )
+                }
+            }
+            Route::Metrics | Route::Healthz | Route::Readyz => method_not_allowed("GET, HEAD"),
+            Route::AdminFaults => self.admin(req).await,
+            Route::Other => error(
+                StatusCode::NOT_FOUND,
+                &format!("no route for {}", req.uri().path()),
+            ),
+        }
+    }
+
+    async fn order(&self, t: OrderType) -> Response<Body> {
+        let start = tokio::time::Instant::now();
+        let seq = self.order_seq.fetch_add(1, Ordering::Relaxed);
+        let fx = self.faults.effect(t, start);
+        if let Some(until) = fx.stall_until {
+            tokio::time::sleep_until(until).await;
+        }
+        let in_flight = self.in_flight.load(Ordering::Relaxed).saturating_sub(1);
+        let outcome = self.sim.draw(t, seq, in_flight, &fx);
+        if !outcome.delay.is_zero() {
+            tokio::time::sleep(outcome.delay).await;
+        }
+        self.telemetry.processing_time(t, start.elapsed());
+        if outcome.fail {
+            self.telemetry.order_processed(t, OrderStatus::Failed);
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"success": false, "order_type": t, "order_id": seq,
+                        "error": "order processing failed (simulated)"}),
+            );
+        }
+        self.telemetry.order_processed(t, OrderStatus::Success);
+        let today = self.daily.record(t, (self.config.clock)());
+        self.telemetry.set_order_today(t, today);
+        self.telemetry
+            .order_amount(t, outcome.amount, outcome.items);
+        json_response(
+            StatusCode::OK,
+            &json!({"success": true, "order_id": seq, "order_type": t,
+                    "amount": outcome.amount, "items": outcome.items}),
+        )
+    }
+
+    async fn metrics(self: &Arc<Self>) -> Response<Body> {
+        // Rendering walks every series; keep it off the async workers.
+        let app = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || app.render_metrics()).await {
+            Ok(text) => Response::builder()
+                .status(StatusCode::OK)
+                .header(CONTENT_TYPE, METRICS_CONTENT_TYPE)
+                .body(Full::new(Bytes::from(text)))
+                .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "render failed")),
+            Err(e) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("rendering metrics failed: {e}"),
+            ),
+        }
+    }
+
+    async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
+        if let Some(token) = &self.config.admin_token {
+            let expected = format!("Bearer {token}");
+            let given = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+            if given != Some(expected.as_bytes()) {
+                return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            }
+        }
+        let now = tokio::time::Instant::now();
+        match *req.method() {
+            Method::GET => json_response(StatusCode::OK, &json!({"faults": self.faults.list(now)})),
+            Method::DELETE => {
+                self.faults.clear();
+                tracing::warn!("all injected faults cleared");
+                json_response(StatusCode::OK, &json!({"faults": []}))
+            }
+            Method::POST => {
+                let body = match read_body(req.into_body()).await {
+                    Ok(b) => b,
+                    Err(resp) => return resp,
+                };
+                let fault = serde_json::from_slice::<FaultRequest>(&body)
+                    .map_err(|e| format!("invalid fault request: {e}"))
+                    .and_then(|r| {
+                        r.validate()
+                            .map_err(|e| format!("invalid fault request: {e}"))
+                    });
+                match fault {
+                    Ok(f) => {
+                        self.faults.activate(&f, now);
+                        tracing::warn!(kind = f.kind.as_str(), order_types = ?f.order_types,
+                            duration = ?f.duration, "fault injected");
+                        json_response(
+                            StatusCode::CREATED,
+                            &json!({"faults": self.faults.list(now)}),
+                        )
+                    }
+                    Err(msg) => error(StatusCode::BAD_REQUEST, &msg),
+                }
+            }
+            _ => method_not_allowed("GET, POST, DELETE"),
+        }
+    }
+}
+
+/// Counts a request as in flight until it is answered or its connection drops.
+struct InFlight<'a>(&'a App);
+
+impl<'a> InFlight<'a> {
+    fn enter(app: &'a App) -> Self {
+        let n = app.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        app.telemetry.in_flight().set(n as f64);
+        InFlight(app)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let n = self.0.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
+        self.0.telemetry.in_flight().set(n as f64);
+    }
+}
+
+fn is_get(m: &Method) -> bool {
+    m == Method::GET || m == Method::HEAD
+}
+
+async fn read_body(body: Incoming) -> Result<Bytes, Response<Body>> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body larger than {MAX_BODY_BYTES} bytes"),
+        )),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("could not read request body: {e}"),
+        )),
+    }
+}
+
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+pub fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json_response(status, &json!({"success": false, "error": message}))
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut resp = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("method not allowed; use {allow}"),
+    );
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    resp
+}

@@ -1,0 +1,266 @@
+//! Server configuration: the clap-derived command line (every flag also an environment
+//! variable) and its one-time conversion into a validated [`Config`] that the rest of the crate
+//! uses. Nothing outside this module looks at raw arguments.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::sim::SimConfig;
+
+/// Source of wall-clock time; injectable so tests can cross midnight without waiting.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Order service instrumented with custom Prometheus metrics.
+///
+/// Serves /makeFoodOrder and /makeClothingOrder (GET or POST), /metrics (Prometheus text
+/// format), /healthz and /readyz. Every option can also be set through the environment
+/// variable shown beside it.
+#[derive(Debug, Parser)]
+#[command(name = "order-server", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Probe a running server's /healthz and exit 0 if it answers 200 (for container
+    /// health checks in images that have no curl).
+    Healthcheck {
+        /// Address of the server to probe.
+        #[arg(
+            long,
+            env = "ORDER_SERVER_HEALTHCHECK_ADDR",
+            default_value = "127.0.0.1:5001"
+        )]
+        addr: SocketAddr,
+        /// Give up after this long.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address for orders, /metrics and health (the guide's port is 5001).
+    #[arg(long, env = "ORDER_SERVER_LISTEN", default_value = "0.0.0.0:5001")]
+    pub listen: SocketAddr,
+
+    /// Address of the fault-injection admin API; the API is off unless this is set. Keep it
+    /// off the public port: anyone who reaches it can make the service fail.
+    #[arg(long, env = "ORDER_SERVER_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// If set, admin requests must carry `Authorization: Bearer <token>`.
+    #[arg(long, env = "ORDER_SERVER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Time zone whose midnight resets order_total_by_everyday (IANA name).
+    #[arg(long, env = "ORDER_SERVER_TIMEZONE", default_value = "Asia/Shanghai")]
+    pub timezone: String,
+
+    /// Simulated processing time and failures; `off` for benchmarks (no waiting, no
+    /// deliberate failures).
+    #[arg(long, env = "ORDER_SERVER_SIMULATE", value_enum, default_value = "on")]
+    pub simulate: Switch,
+
+    /// Seed for simulated latency, failures and amounts (same seed, same sequence).
+    #[arg(long, env = "ORDER_SERVER_SEED", default_value_t = 42)]
+    pub seed: u64,
+
+    /// Median simulated processing time of a food order.
+    #[arg(long, env = "ORDER_SERVER_FOOD_LATENCY", default_value = "30ms", value_parser = humantime::parse_duration)]
+    pub food_latency: Duration,
+
+    /// Median simulated processing time of a clothing order.
+    #[arg(long, env = "ORDER_SERVER_CLOTHING_LATENCY", default_value = "45ms", value_parser = humantime::parse_duration)]
+    pub clothing_latency: Duration,
+
+    /// Spread of simulated processing time (sigma of the log-normal; 0 = constant).
+    #[arg(long, env = "ORDER_SERVER_LATENCY_SIGMA", default_value_t = 0.5)]
+    pub latency_sigma: f64,
+
+    /// Requests in flight at which simulated processing time has doubled (latency grows
+    /// linearly with load).
+    #[arg(long, env = "ORDER_SERVER_LOAD_KNEE", default_value_t = 200)]
+    pub load_knee: u32,
+
+    /// Base probability that an order fails (answers 500, counted as status="failed").
+    #[arg(long, env = "ORDER_SERVER_ERROR_RATE", default_value_t = 0.001)]
+    pub error_rate: f64,
+
+    /// How long to wait for in-flight requests after SIGTERM / Ctrl-C before exiting.
+    #[arg(long, env = "ORDER_SERVER_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Close connections whose request head has not arrived within this time (slowloris).
+    #[arg(long, env = "ORDER_SERVER_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "ORDER_SERVER_LOG_FORMAT",
+        value_enum,
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `order_server=debug`).
+    #[arg(long, env = "ORDER_SERVER_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Invalid configuration values, each naming the option at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--timezone: unknown time zone {0:?} (use an IANA name such as Asia/Shanghai or UTC)")]
+    TimeZone(String),
+    #[error("--error-rate must be between 0 and 1, got {0}")]
+    ErrorRate(f64),
+    #[error("--latency-sigma must be between 0 and 3, got {0}")]
+    Sigma(f64),
+    #[error("--load-knee must be at least 1")]
+    LoadKnee,
+    #[error("--admin-token must not be empty")]
+    EmptyToken,
+}
+
+/// Validated settings the server runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub timezone: Tz,
+    pub sim: SimConfig,
+    pub admin_token: Option<String>,
+    pub drain_timeout: Duration,
+    pub header_timeout: Duration,
+    pub upkeep_interval: Duration,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("timezone", &self.timezone)
+            .field("sim", &self.sim)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("drain_timeout", &self.drain_timeout)
+            .field("header_timeout", &self.header_timeout)
+            .field("upkeep_interval", &self.upkeep_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    /// The defaults of the command line: simulation on, Asia/Shanghai midnight.
+    fn default() -> Self {
+        Config {
+            timezone: chrono_tz::Asia::Shanghai,
+            sim: SimConfig::default(),
+            admin_token: None,
+            drain_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            upkeep_interval: Duration::from_secs(5),
+            clock: Arc::new(Utc::now),
+        }
+    }
+}
+
+impl ServerArgs {
+    /// Checks every value once; the error names the flag.
+    pub fn to_config(&self) -> Result<Config, ConfigError> {
+        let timezone: Tz = self
+            .timezone
+            .parse()
+            .map_err(|_| ConfigError::TimeZone(self.timezone.clone()))?;
+        if !(0.0..=1.0).contains(&self.error_rate) {
+            return Err(ConfigError::ErrorRate(self.error_rate));
+        }
+        if !(0.0..=3.0).contains(&self.latency_sigma) {
+            return Err(ConfigError::Sigma(self.latency_sigma));
+        }
+        if self.load_knee == 0 {
+            return Err(ConfigError::LoadKnee);
+        }
+        if self.admin_token.as_deref() == Some("") {
+            return Err(ConfigError::EmptyToken);
+        }
+        Ok(Config {
+            timezone,
+            sim: SimConfig {
+                enabled: self.simulate == Switch::On,
+                seed: self.seed,
+                median_latency: [self.food_latency, self.clothing_latency],
+                sigma: self.latency_sigma,
+                load_knee: self.load_knee,
+                error_rate: self.error_rate,
+            },
+            admin_token: self.admin_token.clone(),
+            drain_timeout: self.drain_timeout,
+            header_timeout: self.header_timeout,
+            ..Config::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(std::iter::once("order-server").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.server.to_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_the_guide() {
+        let cli = Cli::try_parse_from(["order-server"]).expect("defaults parse");
+        assert_eq!(cli.server.listen.port(), 5001);
+        assert!(
+            cli.server.admin_listen.is_none(),
+            "fault API must be off by default"
+        );
+        let cfg = cli.server.to_config().expect("defaults valid");
+        assert!(cfg.sim.enabled);
+        assert_eq!(cfg.timezone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let err = parse(&["--timezone", "Mars/Olympus"]).expect_err("bad tz");
+        assert!(err.contains("--timezone"), "{err}");
+        let err = parse(&["--error-rate", "1.5"]).expect_err("bad rate");
+        assert!(err.contains("--error-rate"), "{err}");
+        let err = parse(&["--simulate", "maybe"]).expect_err("bad switch");
+        assert!(err.contains("--simulate"), "{err}");
+        let err = parse(&["--drain-timeout", "soon"]).expect_err("bad duration");
+        assert!(err.contains("--drain-timeout"), "{err}");
+    }
+
+    #[test]
+    fn simulate_off_disables_simulation() {
+        let cfg = parse(&["--simulate", "off"]).expect("valid");
+        assert!(!cfg.sim.enabled);
+    }
+}

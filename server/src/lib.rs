@@ -1,0 +1,40 @@
+//! `order-server`: the order service of the Huawei Cloud AOM "Python custom metrics" guide,
+//! rebuilt on hyper 1.x and instrumented through the `metrics` facade with
+//! `metrics-exporter-prometheus`. It keeps the guide's endpoints and metric names, fixes the
+//! guide's bugs, and behaves like a small shop (skewed latency that grows with load, rare
+//! failures, injectable incidents) so its series are worth putting on a dashboard.
+//!
+//! # Layout
+//!
+//! - [`contract`]: every metric name, HELP text, bucket layout and closed label set.
+//! - [`config`]: command line and environment, validated once into a [`Config`].
+//! - [`telemetry`]: the per-instance Prometheus recorder and pre-registered handles.
+//! - [`app`]: routing, order handlers, health, `/metrics`, the admin fault API.
+//! - [`sim`]: simulated processing time, failures and order amounts (seeded).
+//! - [`faults`]: injected faults for alert drills, with expiry.
+//! - [`daily`]: orders since local midnight (the seed's daily gauge, done right).
+//! - [`server`]: accept loops, HTTP/1.1 + h2c, upkeep, graceful drain; [`serve`] is the entry.
+//! - [`healthcheck`]: the container health probe subcommand.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let shutdown = async { let _ = tokio::signal::ctrl_c().await; };
+//! order_server::serve(listener, None, order_server::Config::default(), shutdown).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod app;
+pub mod config;
+pub mod contract;
+pub mod daily;
+pub mod faults;
+pub mod healthcheck;
+pub mod server;
+pub mod sim;
+pub mod telemetry;
+
+pub use config::{Cli, Config, ServerArgs};
+pub use server::{serve, serve_app, ServeError, ShutdownReport};

@@ -1,0 +1,111 @@
+//! Binary edge of the order server: parses the command line, sets up logging and signals,
+//! binds the listeners and runs [`order_server::serve`] until SIGTERM or Ctrl-C.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use clap::Parser;
+use order_server::config::{Command, LogFormat, ServerArgs};
+use order_server::Cli;
+use tokio::net::TcpListener;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Healthcheck { addr, timeout }) => runtime
+            .block_on(order_server::healthcheck::check(addr, timeout))
+            .map_err(anyhow::Error::from),
+        None => runtime.block_on(run(cli.server)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    init_logging(&args)?;
+    let config = args.to_config()?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
+    let admin = match args.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--admin-listen)"))?,
+        ),
+        None => None,
+    };
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        admin = ?admin.as_ref().and_then(|l| l.local_addr().ok()),
+        admin_token = args.admin_token.is_some(),
+        timezone = %config.timezone,
+        simulate = config.sim.enabled,
+        seed = config.sim.seed,
+        food_latency = ?config.sim.median_latency[0],
+        clothing_latency = ?config.sim.median_latency[1],
+        latency_sigma = config.sim.sigma,
+        load_knee = config.sim.load_knee,
+        error_rate = config.sim.error_rate,
+        drain_timeout = ?config.drain_timeout,
+        version = order_server::telemetry::VERSION,
+        commit = order_server::telemetry::COMMIT,
+        "order-server started"
+    );
+    let report = order_server::serve(listener, admin, config, shutdown_signal()).await?;
+    tracing::info!(
+        connections_cut = report.connections_cut,
+        "order-server stopped"
+    );
+    Ok(())
+}
+
+fn init_logging(args: &ServerArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .with_context(|| format!("invalid --log filter {:?}", args.log))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match args.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+/// Completes on the first SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
+        () = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

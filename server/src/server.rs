@@ -1,0 +1,167 @@
+//! Connection handling: the accept loops for the public and admin listeners (accept errors are
+//! logged and retried with back-off, never fatal), HTTP/1.1 and h2c per connection, the exporter
+//! upkeep task, and graceful shutdown: stop accepting, turn not-ready, let in-flight requests
+//! finish within the drain time.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::app::{App, Port};
+use crate::config::Config;
+
+/// Largest request head accepted; a larger one is answered 431 by hyper.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("building the Prometheus recorder failed: {0}")]
+    Recorder(#[from] metrics_exporter_prometheus::BuildError),
+}
+
+/// What a finished [`serve`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Connections still open when the drain time ran out (0 = clean drain).
+    pub connections_cut: usize,
+}
+
+/// Serves orders, metrics and health on `listener` (and the fault API on `admin`, if given)
+/// until `shutdown` completes, then drains. Never binds by itself: tests pass a listener on
+/// `127.0.0.1:0`.
+pub async fn serve(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<ShutdownReport, ServeError> {
+    let app = Arc::new(App::new(config)?);
+    Ok(serve_app(app, listener, admin, shutdown).await)
+}
+
+/// Like [`serve`], for a caller that keeps a handle on the [`App`].
+pub async fn serve_app(
+    app: Arc<App>,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> ShutdownReport {
+    let cfg = app.config().clone();
+    let builder = http_builder(&cfg);
+    let graceful = GracefulShutdown::new();
+    let upkeep = tokio::spawn(upkeep_loop(Arc::clone(&app), cfg.upkeep_interval));
+    let mut public = Acceptor::new(listener, Port::Public);
+    let mut admin = admin.map(|l| Acceptor::new(l, Port::Admin));
+
+    app.set_ready(true);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            a = public.accept() => a,
+            a = async { match admin.as_mut() {
+                Some(acc) => acc.accept().await,
+                None => std::future::pending().await,
+            } } => a,
+        };
+        let Some((stream, port)) = accepted else {
+            continue;
+        };
+        // Small JSON answers: do not let Nagle hold them back.
+        let _ = stream.set_nodelay(true);
+        let app = Arc::clone(&app);
+        let svc = service_fn(move |req| Arc::clone(&app).handle(req, port));
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    app.set_ready(false);
+    drop(public);
+    drop(admin);
+    let open = graceful.count();
+    tracing::info!(open_connections = open, drain_timeout = ?cfg.drain_timeout, "draining");
+    let cut = tokio::select! {
+        () = graceful.shutdown() => 0,
+        () = tokio::time::sleep(cfg.drain_timeout) => open.max(1),
+    };
+    upkeep.abort();
+    if cut > 0 {
+        tracing::warn!("drain time ran out; remaining connections are closed");
+    } else {
+        tracing::info!("drained; all in-flight requests answered");
+    }
+    ShutdownReport {
+        connections_cut: cut,
+    }
+}
+
+fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    b.http2().timer(TokioTimer::new());
+    b
+}
+
+async fn upkeep_loop(app: Arc<App>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let app = Arc::clone(&app);
+        let _ = tokio::task::spawn_blocking(move || app.telemetry().run_upkeep()).await;
+    }
+}
+
+/// One listener with its accept back-off.
+struct Acceptor {
+    listener: TcpListener,
+    port: Port,
+    backoff: Duration,
+}
+
+impl Acceptor {
+    const MIN_BACKOFF: Duration = Duration::from_millis(5);
+    const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+    fn new(listener: TcpListener, port: Port) -> Self {
+        Acceptor {
+            listener,
+            port,
+            backoff: Self::MIN_BACKOFF,
+        }
+    }
+
+    /// `None` after a failed accept (already logged and waited out).
+    async fn accept(&mut self) -> Option<(tokio::net::TcpStream, Port)> {
+        match self.listener.accept().await {
+            Ok((s, _)) => {
+                self.backoff = Self::MIN_BACKOFF;
+                Some((s, self.port))
+            }
+            Err(e) => {
+                // EMFILE and friends: the listener is fine, the process is out of something.
+                tracing::warn!(error = %e, retry_in = ?self.backoff, "accept failed");
+                tokio::time::sleep(self.backoff).await;
+                self.backoff = (self.backoff * 2).min(Self::MAX_BACKOFF);
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The server's Prometheus recorder and the metric handles the handlers record into. Each
+//! server instance owns its own recorder (not the process-global one), so several servers can
+//! run in one process (tests, the load generator's embedded target) without mixing series, and
+//! handles for the fixed label sets are registered once at start-up, which also makes every
+//! series that dashboards rely on exist at 0 from the first scrape.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder, Unit};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusRecorder};
+
+use crate::contract::{self as c, FaultKind, OrderStatus, OrderType, Route};
+
+/// Version and commit of this build, exported as `order_service_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const COMMIT: &str = match option_env!("ORDER_SERVER_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
+
+static META: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+type HttpKey = (&'static str, Route, u16);
+
+pub struct Telemetry {
+    recorder: Arc<PrometheusRecorder>,
+    process: metrics_process::Collector,
+    orders: [[Counter; 2]; 2],
+    today: [Gauge; 2],
+    amount: [Histogram; 2],
+    processing: [Histogram; 2],
+    items: [Histogram; 2],
+    faults: [[Gauge; 3]; 2],
+    in_flight: Gauge,
+    http_requests: RwLock<HashMap<HttpKey, Counter>>,
+    http_duration: RwLock<HashMap<(&'static str, Route), Histogram>>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Result<Self, BuildError> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(c::PROCESSING_DURATION.into()),
+                c::LATENCY_BUCKETS,
+            )?
+            .set_buckets_for_metric(Matcher::Full(c::HTTP_DURATION.into()), c::LATENCY_BUCKETS)?
+            .set_buckets_for_metric(
+                Matcher::Full(c::ORDER_AMOUNT.into()),
+                c::ORDER_AMOUNT_BUCKETS,
+            )?
+            // ITEMS_PER_ORDER deliberately has no buckets: it is the contract's one summary.
+            .build_recorder();
+        let r = &recorder;
+        r.describe_counter(
+            c::ORDERS_PROCESSED.into(),
+            None,
+            c::ORDERS_PROCESSED_HELP.into(),
+        );
+        r.describe_gauge(c::ORDERS_TODAY.into(), None, c::ORDERS_TODAY_HELP.into());
+        r.describe_histogram(c::ORDER_AMOUNT.into(), None, c::ORDER_AMOUNT_HELP.into());
+        r.describe_histogram(
+            c::PROCESSING_DURATION.into(),
+            Some(Unit::Seconds),
+            c::PROCESSING_DURATION_HELP.into(),
+        );
+        r.describe_histogram(
+            c::ITEMS_PER_ORDER.into(),
+            None,
+            c::ITEMS_PER_ORDER_HELP.into(),
+        );
+        r.describe_counter(c::HTTP_REQUESTS.into(), None, c::HTTP_REQUESTS_HELP.into());
+        r.describe_histogram(
+            c::HTTP_DURATION.into(),
+            Some(Unit::Seconds),
+            c::HTTP_DURATION_HELP.into(),
+        );
+        r.describe_gauge(
+            c::HTTP_IN_FLIGHT.into(),
+            None,
+            c::HTTP_IN_FLIGHT_HELP.into(),
+        );
+        r.describe_gauge(c::BUILD_INFO.into(), None, c::BUILD_INFO_HELP.into());
+        r.describe_gauge(c::FAULT_ACTIVE.into(), None, c::FAULT_ACTIVE_HELP.into());
+
+        let by_type = |name: &'static str| {
+            OrderType::ALL.map(|t| key(name, vec![Label::new(c::LABEL_ORDER_TYPE, t.as_str())]))
+        };
+        let orders = OrderType::ALL.map(|t| {
+            OrderStatus::ALL.map(|s| {
+                let k = key(
+                    c::ORDERS_PROCESSED,
+                    vec![
+                        Label::new(c::LABEL_ORDER_TYPE, t.as_str()),
+                        Label::new(c::LABEL_STATUS, s.as_str()),
+                    ],
+                );
+                let counter = r.register_counter(&k, &META);
+                counter.absolute(0);
+                counter
+            })
+        });
+        let today = by_type(c::ORDERS_TODAY).map(|k| {
+            let g = r.register_gauge(&k, &META);
+            g.set(0.0);
+            g
+        });
+        let amount = by_type(c::ORDER_AMOUNT).map(|k| r.register_histogram(&k, &META));
+        let processing = by_type(c::PROCESSING_DURATION).map(|k| r.register_histogram(&k, &META));
+        let items = by_type(c::ITEMS_PER_ORDER).map(|k| r.register_histogram(&k, &META));
+        let faults = OrderType::ALL.map(|t| {
+            FaultKind::ALL.map(|kind| {
+                let k = key(
+                    c::FAULT_ACTIVE,
+                    vec![
+                        Label::new(c::LABEL_ORDER_TYPE, t.as_str()),
+                        Label::new(c::LABEL_KIND, kind.as_str()),
+                    ],
+                );
+                let g = r.register_gauge(&k, &META);
+                g.set(0.0);
+                g
+            })
+        });
+        let in_flight = r.register_gauge(&Key::from_static_name(c::HTTP_IN_FLIGHT), &META);
+        in_flight.set(0.0);
+        r.register_gauge(
+            &key(
+                c::BUILD_INFO,
+                vec![Label::new("version", VERSION), Label::new("commit", COMMIT)],
+            ),
+            &META,
+        )
+        .set(1.0);
+
+        let process = metrics_process::Collector::default();
+        metrics::with_local_recorder(r, || process.describe());
+
+        let t = Telemetry {
+            recorder: Arc::new(recorder),
+            process,
+            orders,
+            today,
+            amount,
+            processing,
+            items,
+            faults,
+            in_flight,
+            http_requests: RwLock::default(),
+            http_duration: RwLock::default(),
+        };
+        // The series an error-ratio panel divides by must exist before the first error.
+        for route in [Route::FoodOrder, Route::ClothingOrder] {
+            for method in ["GET", "POST"] {
+                for status in [200, 500] {
+                    let _ = t.http_counter(method, route, status);
+                }
+                let _ = t.http_histogram(method, route);
+            }
+        }
+        Ok(t)
+    }
+
+    pub fn order_processed(&self, t: OrderType, s: OrderStatus) {
+        self.orders[t.index()][s.index()].increment(1);
+    }
+
+    pub fn set_orders_today(&self, counts: [u64; 2]) {
+        for t in OrderType::ALL {
+            self.today[t.index()].set(counts[t.index()] as f64);
+        }
+    }
+
+    pub fn set_order_today(&self, t: OrderType, count: u64) {
+        self.today[t.index()].set(count as f64);
+    }
+
+    pub fn order_amount(&self, t: OrderType, amount: f64, items: u32) {
+        self.amount[t.index()].record(amount);
+        self.items[t.index()].record(f64::from(items));
+    }
+
+    pub fn processing_time(&self, t: OrderType, d: Duration) {
+        self.processing[t.index()].record(d.as_secs_f64());
+    }
+
+    pub fn set_faults(&self, active: [[bool; 3]; 2]) {
+        for t in OrderType::ALL {
+            for k in FaultKind::ALL {
+                let v = if active[t.index()][k.index()] {
+                    1.0
+                } else {
+                    0.0
+                };
+                self.faults[t.index()][k.index()].set(v);
+            }
+        }
+    }
+
+    pub fn in_flight(&self) -> &Gauge {
+        &self.in_flight
+    }
+
+    pub fn http_request(&self, method: &'static str, route: Route, status: u16, d: Duration) {
+        self.http_counter(method, route, status).increment(1);
+        self.http_histogram(method, route).record(d.as_secs_f64());
+    }
+
+    fn http_counter(&self, method: &'static str, route: Route, status: u16) -> Counter {
+        let k = (method, route, status);
+        if let Some(h) = read(&self.http_requests).get(&k) {
+            return h.clone();
+        }
+        let mut map = self
+            .http_requests
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        map.entry(k)
+            .or_insert_with(|| {
+                let c = self.recorder.register_counter(
+                    &key(
+                        c::HTTP_REQUESTS,
+                        vec![
+                            Label::new(c::LABEL_METHOD, method),
+                            Label::new(c::LABEL_ROUTE, route.as_str()),
+                            Label::new(c::LABEL_STATUS, status.to_string()),
+                        ],
+                    ),
+                    &META,
+                );
+                c.absolute(0);
+                c
+            })
+            .clone()
+    }
+
+    fn http_histogram(&self, method: &'static str, route: Route) -> Histogram {
+        let k = (method, route);
+        if let Some(h) = read(&self.http_duration).get(&k) {
+            return h.clone();
+        }
+        let mut map = self
+            .http_duration
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        map.entry(k)
+            .or_insert_with(|| {
+                self.recorder.register_histogram(
+                    &key(
+                        c::HTTP_DURATION,
+                        vec![
+                            Label::new(c::LABEL_METHOD, method),
+                            Label::new(c::LABEL_ROUTE, route.as_str()),
+                        ],
+                    ),
+                    &META,
+                )
+            })
+            .clone()
+    }
+
+    /// Renders the exposition text. Blocking (it walks every series): call it off the async
+    /// workers.
+    pub fn render(&self) -> String {
+        metrics::with_local_recorder(&*self.recorder, || self.process.collect());
+        self.recorder.handle().render()
+    }
+
+    /// Drains buffered histogram samples; without it they pile up between scrapes.
+    pub fn run_upkeep(&self) {
+        self.recorder.handle().run_upkeep();
+    }
+}
+
+fn key(name: &'static str, labels: Vec<Label>) -> Key {
+    Key::from_parts(name, labels)
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
