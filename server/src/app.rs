@@ -72,6 +72,10 @@ impl App {
         &self.telemetry
     }
 
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
     }
@@ -122,7 +126,7 @@ impl App {
             Route::Metrics if is_get(&m) => self.metrics().await,
             Route::Healthz if is_get(&m) => json_response(StatusCode::OK, &json!({"status": "ok"})),
             Route::Readyz if is_get(&m) => {
-                if self.ready.load(Ordering::SeqCst) {
+                if self.is_ready() {
                     json_response(StatusCode::OK, &json!({"status": "ready"}))
                 } else {
                     error(

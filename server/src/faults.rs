@@ -205,7 +205,7 @@ impl FaultTable {
                         remaining_seconds: (a.until - now).as_secs_f64(),
                         error_rate: (k == FaultKind::Errors).then_some(a.error_rate),
                         extra_latency_ms: (k == FaultKind::Latency)
-                            .then(|| a.extra_latency.as_secs_f64() * 1000.0),
+                            .then_some(a.extra_latency.as_secs_f64() * 1000.0),
                     });
                 }
             }

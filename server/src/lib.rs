@@ -14,6 +14,7 @@
 //! - [`faults`]: injected faults for alert drills, with expiry.
 //! - [`daily`]: orders since local midnight (the seed's daily gauge, done right).
 //! - [`server`]: accept loops, HTTP/1.1 + h2c, upkeep, graceful drain; [`serve`] is the entry.
+//! - [`exposition`]: a reader of the text format, for tests and the load generator.
 //! - [`healthcheck`]: the container health probe subcommand.
 //!
 //! # Example
@@ -30,6 +31,7 @@ pub mod app;
 pub mod config;
 pub mod contract;
 pub mod daily;
+pub mod exposition;
 pub mod faults;
 pub mod healthcheck;
 pub mod server;
