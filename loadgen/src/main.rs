@@ -1,1 +1,114 @@
-fn main() {}
+//! Binary edge of the load generator: parses the command line (usage errors exit 2), wires
+//! Ctrl-C (first: stop and report; second: exit at once), runs, prints the report, and maps the
+//! result to the documented exit code.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use loadgen::cli::OutputFormat;
+use loadgen::{exit, Cli};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            });
+        }
+    };
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cli.log).map(|filter| {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init()
+    }) {
+        eprintln!("error: invalid --log filter {:?}: {e}", cli.log);
+        return ExitCode::from(exit::ERROR);
+    }
+    let config = match cli.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let output = config.output;
+    let report_file = config.report_file.clone();
+    let result = runtime.block_on(loadgen::run(config, interrupted()));
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let printed = match output {
+        OutputFormat::Text => report.write_text(&mut stdout),
+        OutputFormat::Json => report.write_json(&mut stdout),
+    };
+    let _ = stdout.flush();
+    if let Err(e) = printed {
+        eprintln!("error: writing the report to standard output: {e}");
+    }
+    if let Some(path) = report_file {
+        let written = std::fs::File::create(&path).and_then(|mut f| report.write_json(&mut f));
+        if let Err(e) = written {
+            eprintln!("error: --report-file {}: {e}", path.display());
+            return ExitCode::from(exit::ERROR);
+        }
+    }
+    let code = loadgen::exit_code(&report);
+    if !report.target_reached {
+        eprintln!("error: the target was never reached (every request failed to connect)");
+    } else if code == exit::THRESHOLD {
+        eprintln!("threshold missed");
+    }
+    ExitCode::from(code)
+}
+
+/// Completes on the first Ctrl-C or SIGTERM; a second Ctrl-C exits at once.
+async fn interrupted() {
+    let first = async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    first.await;
+    eprintln!(
+        "\nstopping: draining requests in flight, then the report (Ctrl-C again to quit at once)"
+    );
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("aborted");
+            std::process::exit(i32::from(exit::ABORTED));
+        }
+    });
+}

@@ -1,0 +1,373 @@
+//! The command line (clap derive, every option also an environment variable) and its one-time
+//! conversion into a validated [`RunConfig`]; errors name the flag or field at fault.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::client::{parse_base, parse_header, ClientOptions};
+use crate::report::Thresholds;
+use crate::scenario::{check_rate, Scenario, ShapeSpec, TimedFault};
+use crate::schedule::{ArrivalProcess, Plan, Profile};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// `I/N`: this replica is number I (from 0) of N and takes 1/N of every rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: expected I/N with 0 <= I < N, e.g. 0/3");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = i.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// Open-model load generator for the order service.
+///
+/// Sends food and clothing orders on a schedule that does not wait for answers (no coordinated
+/// omission), measures latency from the intended send time, prints a report, and exits 0 (ok),
+/// 1 (a threshold missed) or 2 (usage error, or the target was never reached). Without --target
+/// it starts an order server in-process on 127.0.0.1 and drives that.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, about, long_about)]
+pub struct Cli {
+    /// Base URL of the order service, e.g. http://127.0.0.1:5001 (default: an embedded server).
+    #[arg(long, env = "LOADGEN_TARGET")]
+    pub target: Option<String>,
+
+    /// Food orders per second (fractional allowed); with --shape daily, the peak rate.
+    #[arg(
+        long,
+        env = "LOADGEN_FOOD_RATE",
+        default_value_t = 10.0,
+        conflicts_with = "scenario"
+    )]
+    pub food_rate: f64,
+
+    /// Clothing orders per second (fractional allowed); with --shape daily, the peak rate.
+    #[arg(
+        long,
+        env = "LOADGEN_CLOTHING_RATE",
+        default_value_t = 5.0,
+        conflicts_with = "scenario"
+    )]
+    pub clothing_rate: f64,
+
+    #[command(flatten)]
+    pub shape: ShapeSpec,
+
+    /// Spacing of requests: uniform (even) or poisson (like independent customers).
+    #[arg(long, env = "LOADGEN_ARRIVALS", value_enum, default_value = "poisson")]
+    pub arrivals: ArrivalProcess,
+
+    /// Seed for arrivals and flash sales: same seed, same schedule.
+    #[arg(long, env = "LOADGEN_SEED", default_value_t = 1)]
+    pub seed: u64,
+
+    /// A bundled scenario (steady, daily, flash-sale, error-burst, latency-spike, outage) or a
+    /// TOML file; replaces the rate and shape options.
+    #[arg(long, env = "LOADGEN_SCENARIO")]
+    pub scenario: Option<String>,
+
+    /// Stop after this long (default: the scenario's length, else until Ctrl-C).
+    #[arg(long, env = "LOADGEN_DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Stop after this many requests have fallen due (both types together).
+    #[arg(long, env = "LOADGEN_REQUESTS")]
+    pub requests: Option<u64>,
+
+    /// Most requests in flight at once; a due request waits for a slot and is counted late.
+    #[arg(long, env = "LOADGEN_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+
+    /// Per-request timeout (counted as outcome "timeout").
+    #[arg(long, env = "LOADGEN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+
+    /// Extra request header NAME:VALUE (repeatable), e.g. an ingress auth token.
+    #[arg(long = "header", value_name = "NAME:VALUE")]
+    pub headers: Vec<String>,
+
+    /// Skip TLS certificate verification (self-signed test clusters only).
+    #[arg(long, env = "LOADGEN_INSECURE")]
+    pub insecure: bool,
+
+    /// Speak HTTP/2 (prior knowledge: h2c on http://, h2 on https://).
+    #[arg(long, env = "LOADGEN_HTTP2")]
+    pub http2: bool,
+
+    /// Base URL of the server's fault API (its --admin-listen), for scenarios with faults.
+    #[arg(long, env = "LOADGEN_ADMIN_URL")]
+    pub admin_url: Option<String>,
+
+    /// Bearer token for the fault API.
+    #[arg(long, env = "LOADGEN_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Report format on standard output.
+    #[arg(long, env = "LOADGEN_OUTPUT", value_enum, default_value = "text")]
+    pub output: OutputFormat,
+
+    /// Also write the JSON report to this file.
+    #[arg(long, env = "LOADGEN_REPORT_FILE")]
+    pub report_file: Option<PathBuf>,
+
+    /// Serve the load generator's own Prometheus metrics here (off by default).
+    #[arg(long, env = "LOADGEN_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Keep serving /metrics this long after the run, so the last scrape sees the end.
+    #[arg(long, env = "LOADGEN_METRICS_LINGER", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub metrics_linger: Duration,
+
+    /// This replica's share, I/N: takes 1/N of every rate (N replicas add up to the total).
+    #[arg(long, env = "LOADGEN_SHARD", default_value = "0/1")]
+    pub shard: Shard,
+
+    /// Exit 1 if failed/completed exceeds this ratio.
+    #[arg(long, env = "LOADGEN_MAX_ERROR_RATIO")]
+    pub max_error_ratio: Option<f64>,
+
+    /// Exit 1 if the corrected p99 latency exceeds this, e.g. 250ms.
+    #[arg(long, env = "LOADGEN_MAX_P99", value_parser = humantime::parse_duration)]
+    pub max_p99: Option<Duration>,
+
+    /// After stopping, wait this long for requests in flight before reporting.
+    #[arg(long, env = "LOADGEN_DRAIN", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub drain: Duration,
+
+    /// No live progress line (it is off anyway when standard error is not a terminal).
+    #[arg(long, env = "LOADGEN_NO_PROGRESS")]
+    pub no_progress: bool,
+
+    /// Log filter for messages on standard error.
+    #[arg(long, env = "LOADGEN_LOG", default_value = "warn,loadgen=info")]
+    pub log: String,
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// `None`: start an embedded order server.
+    pub target: Option<String>,
+    pub plan: Plan,
+    pub arrivals: ArrivalProcess,
+    pub seed: u64,
+    pub scenario: Option<String>,
+    pub faults: Vec<TimedFault>,
+    pub duration: Option<Duration>,
+    pub requests: Option<u64>,
+    pub max_in_flight: usize,
+    pub client: ClientOptions,
+    pub admin_url: Option<String>,
+    pub admin_token: Option<String>,
+    pub output: OutputFormat,
+    pub report_file: Option<PathBuf>,
+    pub metrics_addr: Option<SocketAddr>,
+    pub metrics_linger: Duration,
+    pub thresholds: Thresholds,
+    pub drain: Duration,
+    pub progress: bool,
+}
+
+impl RunConfig {
+    /// A run against `target` at constant rates: the starting point for tests and library users.
+    pub fn constant(target: Option<String>, food_rate: f64, clothing_rate: f64) -> Self {
+        RunConfig {
+            target,
+            plan: Plan::single(Profile {
+                shape: crate::schedule::Shape::Constant,
+                rates: [food_rate, clothing_rate],
+                flash_sales: None,
+            }),
+            arrivals: ArrivalProcess::Uniform,
+            seed: 1,
+            scenario: None,
+            faults: Vec::new(),
+            duration: None,
+            requests: None,
+            max_in_flight: 512,
+            client: ClientOptions {
+                timeout: Duration::from_secs(10),
+                headers: Vec::new(),
+                insecure: false,
+                http2: false,
+                max_idle: 512,
+            },
+            admin_url: None,
+            admin_token: None,
+            output: OutputFormat::Text,
+            report_file: None,
+            metrics_addr: None,
+            metrics_linger: Duration::ZERO,
+            thresholds: Thresholds::default(),
+            drain: Duration::from_secs(5),
+            progress: false,
+        }
+    }
+}
+
+impl Cli {
+    pub fn into_config(self) -> Result<RunConfig, String> {
+        if let Some(t) = &self.target {
+            parse_base(t).map_err(|e| e.to_string())?;
+        }
+        if let Some(a) = &self.admin_url {
+            parse_base(a).map_err(|e| format!("--admin-url: {e}"))?;
+        }
+        let headers = self
+            .headers
+            .iter()
+            .map(|h| parse_header(h).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.max_in_flight == 0 || self.max_in_flight > 100_000 {
+            return Err(format!(
+                "--max-in-flight must be from 1 to 100000, got {}",
+                self.max_in_flight
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err("--timeout must be longer than 0".into());
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err("--duration must be longer than 0".into());
+        }
+        if self.requests == Some(0) {
+            return Err("--requests must be at least 1".into());
+        }
+        if let Some(r) = self.max_error_ratio {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(format!(
+                    "--max-error-ratio must be between 0 and 1, got {r}"
+                ));
+            }
+        }
+        let (mut plan, faults, scenario, arrivals) = match &self.scenario {
+            Some(s) => {
+                let sc = Scenario::load(s, self.seed).map_err(|e| e.to_string())?;
+                (
+                    sc.plan,
+                    sc.faults,
+                    Some(sc.name),
+                    sc.arrivals.unwrap_or(self.arrivals),
+                )
+            }
+            None => {
+                let food = check_rate("--food-rate", self.food_rate)?;
+                let clothing = check_rate("--clothing-rate", self.clothing_rate)?;
+                let (shape, flash_sales) = self.shape.build(self.duration, self.seed)?;
+                let plan = Plan::single(Profile {
+                    shape,
+                    rates: [food, clothing],
+                    flash_sales,
+                });
+                (plan, Vec::new(), None, self.arrivals)
+            }
+        };
+        plan.shard = (self.shard.index, self.shard.count);
+        Ok(RunConfig {
+            target: self.target,
+            plan,
+            arrivals,
+            seed: self.seed,
+            scenario,
+            faults,
+            duration: self.duration,
+            requests: self.requests,
+            max_in_flight: self.max_in_flight,
+            client: ClientOptions {
+                timeout: self.timeout,
+                headers,
+                insecure: self.insecure,
+                http2: self.http2,
+                max_idle: self.max_in_flight,
+            },
+            admin_url: self.admin_url,
+            admin_token: self.admin_token,
+            output: self.output,
+            report_file: self.report_file,
+            metrics_addr: self.metrics_addr,
+            metrics_linger: self.metrics_linger,
+            thresholds: Thresholds {
+                max_error_ratio: self.max_error_ratio,
+                max_p99: self.max_p99,
+            },
+            drain: self.drain,
+            progress: !self.no_progress,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<RunConfig, String> {
+        let cli = Cli::try_parse_from(std::iter::once("loadgen").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.into_config()
+    }
+
+    #[test]
+    fn defaults_and_shard() {
+        let c = config(&["--shard", "1/4", "--food-rate", "8"]).expect("valid");
+        assert_eq!(c.plan.shard, (1, 4));
+        assert_eq!(
+            c.plan.rate(0.0, order_server::contract::OrderType::Food),
+            2.0
+        );
+        assert!(c.target.is_none());
+    }
+
+    #[test]
+    fn bad_input_names_the_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--food-rate=-3"], "--food-rate"),
+            (&["--food-rate", "lots"], "--food-rate"),
+            (&["--shard", "3/3"], "--shard"),
+            (&["--shard", "x"], "--shard"),
+            (&["--target", "localhost:5001"], "--target"),
+            (&["--header", "nocolon"], "--header"),
+            (&["--max-in-flight", "0"], "--max-in-flight"),
+            (&["--duration", "0s"], "--duration"),
+            (&["--duration", "forever"], "--duration"),
+            (&["--max-error-ratio", "2"], "--max-error-ratio"),
+            (&["--shape", "zigzag"], "--shape"),
+            (&["--shape", "ramp"], "--ramp-over"),
+            (&["--scenario", "nope"], "--scenario"),
+            (&["--scenario", "steady", "--food-rate", "3"], "--food-rate"),
+            (&["--requests", "0"], "--requests"),
+        ];
+        for (args, needle) in cases {
+            let e = config(args).expect_err(&format!("{args:?}"));
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn scenario_brings_its_plan_and_faults() {
+        let c = config(&["--scenario", "error-burst"]).expect("valid");
+        assert_eq!(c.scenario.as_deref(), Some("error-burst"));
+        assert_eq!(c.faults.len(), 1);
+        assert_eq!(c.plan.length(), Some(600.0));
+    }
+}

@@ -1,0 +1,54 @@
+//! `loadgen`: an open-model load generator for the order service. It sends food and clothing
+//! orders on a schedule that never waits for answers, so a slow target cannot slow the offered
+//! load (no coordinated omission); it measures latency from each request's intended send time
+//! beside the service time, reports text or JSON, exports its own Prometheus metrics, and exits
+//! by documented rules.
+//!
+//! # Layout
+//!
+//! - [`schedule`]: pure rate model: shapes, phases, due times (uniform or Poisson), shards.
+//! - [`scenario`]: shape options and TOML scenarios (phases with faults), bundled ones included.
+//! - [`cli`]: command line and environment, validated once into a [`RunConfig`].
+//! - [`client`]: the shared HTTP client, outcome classes, the fault API client.
+//! - [`recorder`]: counts and HdrHistograms (corrected, service, lag) per order type.
+//! - [`report`]: the end-of-run report, thresholds, text and JSON renderings.
+//! - [`telemetry`]: the generator's own metrics and their `/metrics` endpoint.
+//! - [`progress`]: the live progress line and the target-rate gauge.
+//! - [`runner`]: the run itself: embedded target, dispatch loop, drain; [`run`] is the entry.
+
+pub mod cli;
+pub mod client;
+pub mod progress;
+pub mod recorder;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod schedule;
+pub mod telemetry;
+
+pub use cli::{Cli, RunConfig};
+pub use report::Report;
+pub use runner::{run, RunError};
+
+/// Exit codes of the binary.
+pub mod exit {
+    /// Every threshold met.
+    pub const OK: u8 = 0;
+    /// A threshold was missed.
+    pub const THRESHOLD: u8 = 1;
+    /// Usage error, runtime error, or the target was never reached.
+    pub const ERROR: u8 = 2;
+    /// A second Ctrl-C: stopped at once, no report.
+    pub const ABORTED: u8 = 130;
+}
+
+/// The exit code a finished run earns.
+pub fn exit_code(report: &Report) -> u8 {
+    if !report.target_reached {
+        exit::ERROR
+    } else if !report.passed {
+        exit::THRESHOLD
+    } else {
+        exit::OK
+    }
+}

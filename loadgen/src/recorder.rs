@@ -1,0 +1,232 @@
+//! What the run measured: per order type, requests scheduled, sent, late and skipped, outcomes
+//! by class, and HdrHistograms of corrected latency (from the intended send time, so a stalled
+//! target cannot hide behind coordinated omission), service time (from the actual send) and
+//! schedule lag. Histograms keep memory flat however long the run. Every event is mirrored into
+//! the exported metrics when they are on.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use order_server::contract::OrderType;
+
+use crate::client::OutcomeClass;
+use crate::telemetry::LoadgenMetrics;
+
+/// A send this much after its intended time counts as late.
+pub const LATE_THRESHOLD: Duration = Duration::from_millis(10);
+/// Histograms cover 1 µs to 1 h with 3 significant digits.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+#[derive(Debug, Clone)]
+pub struct TypeStats {
+    pub scheduled: u64,
+    pub sent: u64,
+    pub late: u64,
+    pub skipped: u64,
+    pub outcomes: [u64; 6],
+    /// Microseconds from intended send time to response.
+    pub corrected: Histogram<u64>,
+    /// Microseconds from actual send to response.
+    pub service: Histogram<u64>,
+    /// Microseconds from intended to actual send.
+    pub lag: Histogram<u64>,
+    /// Corrected latency since the last [`Recorder::take_window`], for live progress.
+    pub window: Histogram<u64>,
+}
+
+impl TypeStats {
+    fn new() -> Self {
+        let h = || Histogram::new_with_bounds(1, MAX_MICROS, 3).unwrap_or_else(|_| unreachable!());
+        TypeStats {
+            scheduled: 0,
+            sent: 0,
+            late: 0,
+            skipped: 0,
+            outcomes: [0; 6],
+            corrected: h(),
+            service: h(),
+            lag: h(),
+            window: h(),
+        }
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.outcomes.iter().sum()
+    }
+
+    pub fn ok(&self) -> u64 {
+        self.outcomes[OutcomeClass::Success.index()]
+    }
+
+    /// Adds another type's numbers into this one (for totals).
+    pub fn merge(&mut self, other: &TypeStats) {
+        self.scheduled += other.scheduled;
+        self.sent += other.sent;
+        self.late += other.late;
+        self.skipped += other.skipped;
+        for (a, b) in self.outcomes.iter_mut().zip(other.outcomes) {
+            *a += b;
+        }
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.corrected.add(&other.corrected);
+        let _ = self.service.add(&other.service);
+        let _ = self.lag.add(&other.lag);
+        let _ = self.window.add(&other.window);
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, MAX_MICROS)
+}
+
+/// Shared by the dispatcher and every request task.
+#[derive(Debug)]
+pub struct Recorder {
+    stats: Mutex<[TypeStats; 2]>,
+    in_flight: AtomicU64,
+    metrics: Option<Arc<LoadgenMetrics>>,
+}
+
+impl Recorder {
+    pub fn new(metrics: Option<Arc<LoadgenMetrics>>) -> Self {
+        Recorder {
+            stats: Mutex::new([TypeStats::new(), TypeStats::new()]),
+            in_flight: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, [TypeStats; 2]> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn scheduled(&self, t: OrderType) {
+        self.lock()[t.index()].scheduled += 1;
+        if let Some(m) = &self.metrics {
+            m.scheduled(t);
+        }
+    }
+
+    /// A request left `lag` after its intended time.
+    pub fn sent(&self, t: OrderType, lag: Duration) {
+        let late = lag > LATE_THRESHOLD;
+        {
+            let mut s = self.lock();
+            let s = &mut s[t.index()];
+            s.sent += 1;
+            s.late += u64::from(late);
+            let _ = s.lag.record(micros(lag));
+        }
+        let n = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(m) = &self.metrics {
+            m.sent(t, lag, late);
+            m.set_in_flight(n);
+        }
+    }
+
+    pub fn completed(
+        &self,
+        t: OrderType,
+        class: OutcomeClass,
+        corrected: Duration,
+        service: Duration,
+    ) {
+        {
+            let mut s = self.lock();
+            let s = &mut s[t.index()];
+            s.outcomes[class.index()] += 1;
+            if class.is_timed() {
+                let _ = s.corrected.record(micros(corrected));
+                let _ = s.service.record(micros(service));
+                let _ = s.window.record(micros(corrected));
+            }
+        }
+        let n = self
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed)
+            .saturating_sub(1);
+        if let Some(m) = &self.metrics {
+            m.completed(t, class, corrected, service);
+            m.set_in_flight(n);
+        }
+    }
+
+    /// Requests that fell due but were never sent (the run stopped first).
+    pub fn skipped(&self, t: OrderType, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.lock()[t.index()].skipped += n;
+        if let Some(m) = &self.metrics {
+            m.skipped(t, n);
+        }
+    }
+
+    pub fn set_target_rate(&self, t: OrderType, rate: f64) {
+        if let Some(m) = &self.metrics {
+            m.set_target_rate(t, rate);
+        }
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> [TypeStats; 2] {
+        self.lock().clone()
+    }
+
+    /// Counts so far plus the corrected latency since the previous call.
+    pub fn take_window(&self) -> [TypeStats; 2] {
+        let mut s = self.lock();
+        let out = s.clone();
+        for t in s.iter_mut() {
+            t.window.reset();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_histograms() {
+        let r = Recorder::new(None);
+        r.scheduled(OrderType::Food);
+        r.scheduled(OrderType::Food);
+        r.sent(OrderType::Food, Duration::from_micros(50));
+        r.sent(OrderType::Food, Duration::from_millis(20));
+        assert_eq!(r.in_flight(), 2);
+        r.completed(
+            OrderType::Food,
+            OutcomeClass::Success,
+            Duration::from_millis(30),
+            Duration::from_millis(10),
+        );
+        r.completed(
+            OrderType::Food,
+            OutcomeClass::ConnectError,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        r.skipped(OrderType::Clothing, 3);
+        let s = r.snapshot();
+        let f = &s[OrderType::Food.index()];
+        assert_eq!(
+            (f.scheduled, f.sent, f.late, f.completed(), f.ok()),
+            (2, 2, 1, 2, 1)
+        );
+        assert_eq!(f.corrected.len(), 1, "connect errors carry no latency");
+        assert!((29_900..=30_100).contains(&f.corrected.max()));
+        assert_eq!(s[OrderType::Clothing.index()].skipped, 3);
+        assert_eq!(r.in_flight(), 0);
+        let mut total = s[0].clone();
+        total.merge(&s[1]);
+        assert_eq!(total.skipped, 3);
+        assert_eq!(total.sent, 2);
+    }
+}

@@ -1,0 +1,397 @@
+//! The end-of-run report: built from the recorder's numbers, checked against the thresholds,
+//! and rendered as text for people or as one JSON document (with a schema version) for
+//! machines, to any writer.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use order_server::contract::OrderType;
+use serde::Serialize;
+
+use crate::client::OutcomeClass;
+use crate::recorder::TypeStats;
+
+/// Bumped whenever a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Latency {
+    pub count: u64,
+    pub min_ms: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn from_micros(h: &Histogram<u64>) -> Self {
+        let ms = |v: u64| v as f64 / 1000.0;
+        if h.is_empty() {
+            return Latency {
+                count: 0,
+                min_ms: 0.0,
+                mean_ms: 0.0,
+                p50_ms: 0.0,
+                p90_ms: 0.0,
+                p99_ms: 0.0,
+                p999_ms: 0.0,
+                max_ms: 0.0,
+            };
+        }
+        Latency {
+            count: h.len(),
+            min_ms: ms(h.min()),
+            mean_ms: h.mean() / 1000.0,
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p90_ms: ms(h.value_at_quantile(0.9)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TypeReport {
+    /// Requests that fell due on the schedule.
+    pub scheduled: u64,
+    pub sent: u64,
+    /// Requests that got an answer or an error.
+    pub completed: u64,
+    pub ok: u64,
+    pub failed: u64,
+    /// By class: 2xx, 4xx, 5xx, timeout, connect_error, other.
+    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
+    /// Sent more than 10 ms after their intended time.
+    pub late: u64,
+    /// Fell due but never sent (the run stopped first).
+    pub skipped: u64,
+    pub target_rate: f64,
+    pub achieved_rate: f64,
+    /// Failed / completed.
+    pub error_ratio: f64,
+    /// From the intended send time: what a user waiting on the schedule experienced.
+    pub latency_corrected: Latency,
+    /// From the actual send: what the server took (plus the network).
+    pub latency_service: Latency,
+    /// Actual minus intended send time.
+    pub schedule_lag: Latency,
+}
+
+impl TypeReport {
+    pub fn new(s: &TypeStats, elapsed: f64) -> Self {
+        let completed = s.completed();
+        let failed = completed - s.ok();
+        let per_s = |n: u64| {
+            if elapsed > 0.0 {
+                n as f64 / elapsed
+            } else {
+                0.0
+            }
+        };
+        TypeReport {
+            scheduled: s.scheduled,
+            sent: s.sent,
+            completed,
+            ok: s.ok(),
+            failed,
+            outcomes: OutcomeClass::ALL
+                .iter()
+                .map(|o| (o.as_str(), s.outcomes[o.index()]))
+                .collect(),
+            late: s.late,
+            skipped: s.skipped,
+            target_rate: per_s(s.scheduled),
+            achieved_rate: per_s(completed),
+            error_ratio: if completed > 0 {
+                failed as f64 / completed as f64
+            } else {
+                0.0
+            },
+            latency_corrected: Latency::from_micros(&s.corrected),
+            latency_service: Latency::from_micros(&s.service),
+            schedule_lag: Latency::from_micros(&s.lag),
+        }
+    }
+}
+
+/// Limits that decide the exit code.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Thresholds {
+    pub max_error_ratio: Option<f64>,
+    pub max_p99: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Check {
+    pub name: &'static str,
+    pub limit: f64,
+    pub actual: f64,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    pub schema_version: u32,
+    pub target: String,
+    pub scenario: Option<String>,
+    pub duration_seconds: f64,
+    /// Why the run ended: duration, requests, scenario_end, interrupted.
+    pub stopped_by: String,
+    pub food: TypeReport,
+    pub clothing: TypeReport,
+    pub total: TypeReport,
+    pub thresholds: Vec<Check>,
+    /// Every request got an answer of some kind (false: e.g. nothing listening).
+    pub target_reached: bool,
+    pub passed: bool,
+}
+
+impl Report {
+    pub fn build(
+        target: String,
+        scenario: Option<String>,
+        stopped_by: &str,
+        elapsed: Duration,
+        stats: &[TypeStats; 2],
+        thresholds: &Thresholds,
+    ) -> Self {
+        let secs = elapsed.as_secs_f64();
+        let mut total = stats[0].clone();
+        total.merge(&stats[1]);
+        let total = TypeReport::new(&total, secs);
+        let mut checks = Vec::new();
+        if let Some(max) = thresholds.max_error_ratio {
+            checks.push(Check {
+                name: "max_error_ratio",
+                limit: max,
+                actual: total.error_ratio,
+                passed: total.error_ratio <= max,
+            });
+        }
+        if let Some(max) = thresholds.max_p99 {
+            let limit = max.as_secs_f64() * 1000.0;
+            let actual = total.latency_corrected.p99_ms;
+            checks.push(Check {
+                name: "max_p99_ms",
+                limit,
+                actual,
+                passed: actual <= limit,
+            });
+        }
+        let reached = total.completed > total.outcomes["connect_error"];
+        let passed = checks.iter().all(|c| c.passed);
+        Report {
+            schema_version: SCHEMA_VERSION,
+            target,
+            scenario,
+            duration_seconds: secs,
+            stopped_by: stopped_by.to_string(),
+            food: TypeReport::new(&stats[OrderType::Food.index()], secs),
+            clothing: TypeReport::new(&stats[OrderType::Clothing.index()], secs),
+            total,
+            thresholds: checks,
+            target_reached: reached || total_sent_is_zero(stats),
+            passed,
+        }
+    }
+
+    pub fn write_json(&self, w: &mut impl Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *w, self)?;
+        writeln!(w)
+    }
+
+    pub fn write_text(&self, w: &mut impl Write) -> io::Result<()> {
+        writeln!(w, "target    {}", self.target)?;
+        if let Some(s) = &self.scenario {
+            writeln!(w, "scenario  {s}")?;
+        }
+        writeln!(
+            w,
+            "duration  {:.1}s (stopped by {})",
+            self.duration_seconds, self.stopped_by
+        )?;
+        writeln!(w)?;
+        writeln!(
+            w,
+            "{:<9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}  {:>9} {:>9}",
+            "", "scheduled", "sent", "ok", "failed", "late", "skipped", "target/s", "achieved/s"
+        )?;
+        for (name, r) in self.rows() {
+            writeln!(
+                w,
+                "{:<9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}  {:>9.2} {:>9.2}",
+                name,
+                r.scheduled,
+                r.sent,
+                r.ok,
+                r.failed,
+                r.late,
+                r.skipped,
+                r.target_rate,
+                r.achieved_rate
+            )?;
+        }
+        writeln!(w)?;
+        writeln!(
+            w,
+            "outcomes  {}",
+            self.total
+                .outcomes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+        )?;
+        writeln!(w, "error ratio {:.4}", self.total.error_ratio)?;
+        writeln!(w)?;
+        writeln!(
+            w,
+            "latency (ms)         {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "min", "p50", "p90", "p99", "p99.9", "max"
+        )?;
+        for (name, r) in self.rows() {
+            for (kind, l) in [
+                ("corrected", &r.latency_corrected),
+                ("service", &r.latency_service),
+            ] {
+                writeln!(
+                    w,
+                    "{:<9} {:<10} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    name, kind, l.min_ms, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+                )?;
+            }
+        }
+        let lag = &self.total.schedule_lag;
+        writeln!(
+            w,
+            "schedule lag (ms)    p50 {:.3}  p99 {:.3}  max {:.3}",
+            lag.p50_ms, lag.p99_ms, lag.max_ms
+        )?;
+        writeln!(w, "corrected = from the intended send time (includes waiting caused by a slow target); service = from the actual send")?;
+        if !self.target_reached {
+            writeln!(
+                w,
+                "\nthe target was never reached: every request failed to connect"
+            )?;
+        }
+        if !self.thresholds.is_empty() {
+            writeln!(w)?;
+            for c in &self.thresholds {
+                let verdict = if c.passed { "ok" } else { "MISSED" };
+                writeln!(
+                    w,
+                    "threshold {:<16} limit {:<10.4} actual {:<10.4} {verdict}",
+                    c.name, c.limit, c.actual
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rows(&self) -> [(&'static str, &TypeReport); 3] {
+        [
+            ("food", &self.food),
+            ("clothing", &self.clothing),
+            ("total", &self.total),
+        ]
+    }
+}
+
+fn total_sent_is_zero(stats: &[TypeStats; 2]) -> bool {
+    stats.iter().all(|s| s.sent == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::Recorder;
+
+    fn stats() -> [TypeStats; 2] {
+        let r = Recorder::new(None);
+        for i in 0..100u64 {
+            r.scheduled(OrderType::Food);
+            r.sent(OrderType::Food, Duration::from_micros(100));
+            let class = if i < 5 {
+                OutcomeClass::ServerError
+            } else {
+                OutcomeClass::Success
+            };
+            r.completed(
+                OrderType::Food,
+                class,
+                Duration::from_millis(i + 1),
+                Duration::from_millis(1),
+            );
+        }
+        r.snapshot()
+    }
+
+    #[test]
+    fn thresholds_decide_passed() {
+        let s = stats();
+        let ok = Thresholds {
+            max_error_ratio: Some(0.1),
+            max_p99: Some(Duration::from_millis(150)),
+        };
+        let r = Report::build(
+            "t".into(),
+            None,
+            "requests",
+            Duration::from_secs(10),
+            &s,
+            &ok,
+        );
+        assert!(r.passed, "{:?}", r.thresholds);
+        assert_eq!(r.total.error_ratio, 0.05);
+        assert_eq!(r.food.target_rate, 10.0);
+        let strict = Thresholds {
+            max_error_ratio: Some(0.01),
+            max_p99: Some(Duration::from_millis(50)),
+        };
+        let r = Report::build(
+            "t".into(),
+            None,
+            "requests",
+            Duration::from_secs(10),
+            &s,
+            &strict,
+        );
+        assert!(!r.passed);
+        assert!(r.thresholds.iter().all(|c| !c.passed));
+    }
+
+    #[test]
+    fn json_has_schema_version_and_text_has_percentiles() {
+        let r = Report::build(
+            "http://x/".into(),
+            Some("steady".into()),
+            "duration",
+            Duration::from_secs(10),
+            &stats(),
+            &Thresholds::default(),
+        );
+        let mut json = Vec::new();
+        r.write_json(&mut json).expect("write");
+        let v: serde_json::Value = serde_json::from_slice(&json).expect("json");
+        assert_eq!(v["schema_version"], SCHEMA_VERSION);
+        assert_eq!(v["food"]["outcomes"]["5xx"], 5);
+        assert!(
+            v["total"]["latency_corrected"]["p99_ms"]
+                .as_f64()
+                .expect("p99")
+                > 90.0
+        );
+        let mut text = Vec::new();
+        r.write_text(&mut text).expect("write");
+        let text = String::from_utf8(text).expect("utf8");
+        assert!(
+            text.contains("p99.9") && text.contains("corrected") && text.contains("steady"),
+            "{text}"
+        );
+    }
+}

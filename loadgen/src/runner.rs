@@ -1,0 +1,302 @@
+//! Runs a load test: starts the embedded target if there is none, serves the generator's own
+//! metrics, switches scenario faults on at their phase, and drives the open-model dispatch
+//! loop: each request leaves at its due time whether or not earlier ones have answered; the
+//! in-flight cap delays (and counts) instead of dropping; stop by duration, request count, end
+//! of scenario or the `stop` future; then a bounded drain and the report.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use order_server::contract::OrderType;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Semaphore};
+use tokio::time::Instant;
+
+use crate::cli::RunConfig;
+use crate::client::{AdminClient, ClientError, OrderClient};
+use crate::progress::Progress;
+use crate::recorder::Recorder;
+use crate::report::Report;
+use crate::schedule::Arrivals;
+use crate::telemetry::{serve_metrics, LoadgenMetrics};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("cannot listen on {0} (--metrics-addr): {1}")]
+    MetricsAddr(SocketAddr, std::io::Error),
+    #[error("starting the embedded order server failed: {0}")]
+    Embedded(String),
+    #[error("building the metrics recorder failed: {0}")]
+    Metrics(#[from] metrics_exporter_prometheus::BuildError),
+    #[error("scenario {0} switches server faults on: pass --admin-url (the server's --admin-listen address)")]
+    NoAdmin(String),
+    #[error("fault API check failed: {0}")]
+    Admin(String),
+}
+
+/// An order server started in-process on loopback, for runs without `--target`.
+struct Embedded {
+    url: String,
+    admin_url: String,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_embedded() -> Result<Embedded, RunError> {
+    let bind = || async {
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| RunError::Embedded(e.to_string()))
+    };
+    let (listener, admin) = (bind().await?, bind().await?);
+    let addr = listener
+        .local_addr()
+        .map_err(|e| RunError::Embedded(e.to_string()))?;
+    let admin_addr = admin
+        .local_addr()
+        .map_err(|e| RunError::Embedded(e.to_string()))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = order_server::Config::default();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = order_server::serve(listener, Some(admin), config, shutdown).await {
+            tracing::error!(error = %e, "embedded order server failed");
+        }
+    });
+    Ok(Embedded {
+        url: format!("http://{addr}/"),
+        admin_url: format!("http://{admin_addr}/"),
+        stop,
+        task,
+    })
+}
+
+/// Runs the load test described by `cfg` until it ends or `stop` completes.
+pub async fn run(cfg: RunConfig, stop: impl Future<Output = ()>) -> Result<Report, RunError> {
+    let embedded = match &cfg.target {
+        Some(_) => None,
+        None => Some(start_embedded().await?),
+    };
+    let target = match (&cfg.target, &embedded) {
+        (Some(t), _) => t.clone(),
+        (None, Some(e)) => {
+            tracing::info!(
+                "no --target: driving an embedded order server at {} (its metrics: {}metrics, fault API: {})",
+                e.url, e.url, e.admin_url
+            );
+            e.url.clone()
+        }
+        (None, None) => unreachable!("embedded server started above"),
+    };
+    let client = OrderClient::new(&target, &cfg.client)?;
+
+    let admin_url = cfg
+        .admin_url
+        .clone()
+        .or_else(|| embedded.as_ref().map(|e| e.admin_url.clone()));
+    let admin = match (&admin_url, cfg.faults.is_empty()) {
+        (_, true) => None,
+        (None, false) => return Err(RunError::NoAdmin(cfg.scenario.clone().unwrap_or_default())),
+        (Some(url), false) => {
+            let a = AdminClient::new(url, cfg.admin_token.clone())?;
+            a.check().await.map_err(RunError::Admin)?;
+            Some(a)
+        }
+    };
+
+    let metrics = match cfg.metrics_addr {
+        Some(_) => Some(Arc::new(LoadgenMetrics::new()?)),
+        None => None,
+    };
+    let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();
+    let metrics_task = match (cfg.metrics_addr, &metrics) {
+        (Some(addr), Some(m)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| RunError::MetricsAddr(addr, e))?;
+            tracing::info!(
+                "load generator metrics on http://{}/metrics",
+                listener.local_addr().unwrap_or(addr)
+            );
+            Some(tokio::spawn(serve_metrics(
+                listener,
+                Arc::clone(m),
+                async {
+                    let _ = metrics_stopped.await;
+                },
+            )))
+        }
+        _ => None,
+    };
+
+    let recorder = Arc::new(Recorder::new(metrics.clone()));
+    let start = Instant::now();
+    let fault_task = admin.map(|a| tokio::spawn(inject_faults(a, cfg.faults.clone(), start)));
+    let progress = Progress::start(&cfg, Arc::clone(&recorder), start);
+
+    let (stopped_by, elapsed) = dispatch(&cfg, &client, &recorder, start, stop).await;
+
+    if let Some(t) = fault_task {
+        t.abort();
+    }
+    drain(&recorder, cfg.drain).await;
+    progress.finish();
+
+    let report = Report::build(
+        target,
+        cfg.scenario.clone(),
+        stopped_by,
+        elapsed,
+        &recorder.snapshot(),
+        &cfg.thresholds,
+    );
+
+    if metrics_task.is_some() && !cfg.metrics_linger.is_zero() {
+        tokio::time::sleep(cfg.metrics_linger).await;
+    }
+    let _ = metrics_stop.send(());
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
+    if let Some(e) = embedded {
+        let _ = e.stop.send(());
+        let _ = e.task.await;
+    }
+    Ok(report)
+}
+
+/// The open-model loop. Returns why it stopped and how long scheduling ran.
+async fn dispatch(
+    cfg: &RunConfig,
+    client: &OrderClient,
+    recorder: &Arc<Recorder>,
+    start: Instant,
+    stop: impl Future<Output = ()>,
+) -> (&'static str, Duration) {
+    let mut arrivals =
+        OrderType::ALL.map(|t| Arrivals::new(cfg.plan.clone(), t, cfg.arrivals, cfg.seed));
+    let mut next: [Option<f64>; 2] = [arrivals[0].next_due(), arrivals[1].next_due()];
+    let limit = cfg.duration.map(|d| d.as_secs_f64());
+    let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
+    let mut scheduled: u64 = 0;
+    tokio::pin!(stop);
+
+    let stopped_by = loop {
+        let pick = match (next[0], next[1]) {
+            (Some(a), Some(b)) => Some(if a <= b { (0, a) } else { (1, b) }),
+            (Some(a), None) => Some((0, a)),
+            (None, Some(b)) => Some((1, b)),
+            (None, None) => None,
+        };
+        let Some((i, due)) = pick else {
+            if limit.is_some() {
+                // Nothing more is due, but the run has a fixed length: wait it out.
+                let end = start + cfg.duration.unwrap_or_default();
+                tokio::select! { biased; () = &mut stop => break "interrupted", () = tokio::time::sleep_until(end) => break "duration" }
+            }
+            break "scenario_end";
+        };
+        if limit.is_some_and(|l| due >= l) {
+            let end = start + cfg.duration.unwrap_or_default();
+            tokio::select! { biased; () = &mut stop => break "interrupted", () = tokio::time::sleep_until(end) => break "duration" }
+        }
+        if cfg.requests.is_some_and(|n| scheduled >= n) {
+            break "requests";
+        }
+        let t = OrderType::ALL[i];
+        let at = start + Duration::from_secs_f64(due);
+        if at > Instant::now() {
+            tokio::select! {
+                biased;
+                () = &mut stop => break "interrupted",
+                () = tokio::time::sleep_until(at) => {}
+            }
+        }
+        recorder.scheduled(t);
+        scheduled += 1;
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                biased;
+                () = &mut stop => {
+                    recorder.skipped(t, 1);
+                    next[i] = arrivals[i].next_due();
+                    break "interrupted";
+                }
+                p = Arc::clone(&permits).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break "interrupted",
+                },
+            },
+        };
+        let sent = Instant::now();
+        recorder.sent(t, sent.saturating_duration_since(at));
+        let client = client.clone();
+        let rec = Arc::clone(recorder);
+        tokio::spawn(async move {
+            let class = client.send(t).await;
+            let done = Instant::now();
+            rec.completed(t, class, done - at, done - sent);
+            drop(permit);
+        });
+        next[i] = arrivals[i].next_due();
+    };
+
+    let elapsed = start.elapsed();
+    if stopped_by == "interrupted" {
+        // Requests already due but not sent are reported, not silently dropped.
+        let now = elapsed.as_secs_f64();
+        for i in 0..2 {
+            let mut n = 0u64;
+            while let Some(d) = next[i] {
+                if d > now || n >= 10_000_000 {
+                    break;
+                }
+                n += 1;
+                next[i] = arrivals[i].next_due();
+            }
+            for _ in 0..n {
+                recorder.scheduled(OrderType::ALL[i]);
+            }
+            recorder.skipped(OrderType::ALL[i], n);
+        }
+    }
+    (stopped_by, elapsed)
+}
+
+/// Waits for requests in flight, at most `limit`.
+async fn drain(recorder: &Recorder, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while recorder.in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left = recorder.in_flight();
+    if left > 0 {
+        tracing::warn!(
+            in_flight = left,
+            "drain time ran out; these requests are reported as sent but not completed"
+        );
+    }
+}
+
+async fn inject_faults(
+    admin: AdminClient,
+    faults: Vec<crate::scenario::TimedFault>,
+    start: Instant,
+) {
+    for f in faults {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(f.at)).await;
+        match admin.inject(&f.body).await {
+            Ok(()) => tracing::info!(phase = %f.phase, fault = %f.body, "fault switched on"),
+            Err(e) => {
+                tracing::error!(phase = %f.phase, error = %e, "could not switch the fault on")
+            }
+        }
+    }
+}
