@@ -1,0 +1,135 @@
+//! Runs against the real order server on 127.0.0.1:0: counts per type, agreement with the
+//! server's own counters, a closed port, and thresholds deciding the exit code.
+
+use std::time::Duration;
+
+use loadgen::report::Thresholds;
+use loadgen::RunConfig;
+use order_server::exposition::Exposition;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+async fn server() -> (String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut cfg = order_server::Config::default();
+    cfg.sim.enabled = false;
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(order_server::serve(listener, None, cfg, async {
+        let _ = stopped.await;
+    }));
+    (format!("http://{addr}"), stop)
+}
+
+#[tokio::test]
+async fn sends_the_scheduled_count_and_the_server_agrees() {
+    let (url, stop) = server().await;
+    let mut cfg = RunConfig::constant(Some(url.clone()), 100.0, 50.0);
+    cfg.duration = Some(Duration::from_secs(2));
+    let report = loadgen::run(cfg, std::future::pending())
+        .await
+        .expect("run");
+    assert_eq!(report.stopped_by, "duration");
+    assert!(
+        (198..=201).contains(&report.food.sent),
+        "food {}",
+        report.food.sent
+    );
+    assert!(
+        (99..=101).contains(&report.clothing.sent),
+        "clothing {}",
+        report.clothing.sent
+    );
+    assert_eq!(report.total.ok, report.total.sent);
+    assert_eq!(loadgen::exit_code(&report), loadgen::exit::OK);
+
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let m = Exposition::parse(&text).expect("parse");
+    let served = |t| {
+        m.value(
+            "order_service_processed_orders_total",
+            &[("order_type", t), ("status", "success")],
+        )
+    };
+    assert_eq!(served("food"), Some(report.food.ok as f64));
+    assert_eq!(served("clothing"), Some(report.clothing.ok as f64));
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn a_closed_port_is_reported_as_connect_errors() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut cfg = RunConfig::constant(Some(format!("http://127.0.0.1:{port}")), 50.0, 0.0);
+    cfg.requests = Some(20);
+    let report = loadgen::run(cfg, std::future::pending())
+        .await
+        .expect("run");
+    assert_eq!(report.total.outcomes["connect_error"], 20);
+    assert!(!report.target_reached);
+    assert_eq!(loadgen::exit_code(&report), loadgen::exit::ERROR);
+}
+
+#[tokio::test]
+async fn thresholds_decide_the_exit_code() {
+    let (url, stop) = server().await;
+    let mut cfg = RunConfig::constant(Some(url), 50.0, 50.0);
+    cfg.requests = Some(50);
+    cfg.thresholds = Thresholds {
+        max_error_ratio: Some(0.01),
+        max_p99: Some(Duration::from_secs(5)),
+    };
+    let report = loadgen::run(cfg.clone(), std::future::pending())
+        .await
+        .expect("run");
+    assert_eq!(report.stopped_by, "requests");
+    assert_eq!(report.total.scheduled, 50);
+    assert_eq!(
+        loadgen::exit_code(&report),
+        loadgen::exit::OK,
+        "{:?}",
+        report.thresholds
+    );
+
+    cfg.thresholds.max_p99 = Some(Duration::from_nanos(1));
+    let report = loadgen::run(cfg, std::future::pending())
+        .await
+        .expect("run");
+    assert_eq!(loadgen::exit_code(&report), loadgen::exit::THRESHOLD);
+    let mut json = Vec::new();
+    report.write_json(&mut json).expect("json");
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("valid json");
+    for field in [
+        "schema_version",
+        "food",
+        "clothing",
+        "total",
+        "thresholds",
+        "passed",
+        "duration_seconds",
+    ] {
+        assert!(v.get(field).is_some(), "report field {field}");
+    }
+    let _ = stop.send(());
+}
+
+#[test]
+fn binary_exits_2_on_bad_flags_without_panicking() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--food-rate", "lots"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--food-rate") && !err.contains("panicked"),
+        "{err}"
+    );
+}
