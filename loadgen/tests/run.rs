@@ -133,3 +133,47 @@ fn binary_exits_2_on_bad_flags_without_panicking() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_stall_shows_in_corrected_latency_not_in_service_time() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (addr, admin_addr) = (
+        listener.local_addr().expect("a"),
+        admin.local_addr().expect("a"),
+    );
+    let mut scfg = order_server::Config::default();
+    scfg.sim.enabled = false;
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(order_server::serve(listener, Some(admin), scfg, async {
+        let _ = stopped.await;
+    }));
+    let r = reqwest::Client::new()
+        .post(format!("http://{admin_addr}/admin/faults"))
+        .json(&serde_json::json!({"kind": "stall", "order_type": "food", "duration": "1s"}))
+        .send()
+        .await
+        .expect("inject");
+    assert_eq!(r.status(), 201);
+    // One connection: requests due during the stall wait in the generator, as a closed-loop
+    // client's would; only the corrected view may show that wait.
+    let mut cfg = RunConfig::constant(Some(format!("http://{addr}")), 200.0, 0.0);
+    cfg.max_in_flight = 1;
+    cfg.duration = Some(Duration::from_secs(3));
+    let report = loadgen::run(cfg, std::future::pending())
+        .await
+        .expect("run");
+    let f = &report.food;
+    assert!(
+        f.latency_corrected.p99_ms > 500.0,
+        "corrected {:?}",
+        f.latency_corrected
+    );
+    assert!(
+        f.latency_service.p99_ms < 100.0,
+        "service {:?}",
+        f.latency_service
+    );
+    assert!(f.late > 100, "late {}", f.late);
+    let _ = stop.send(());
+}
