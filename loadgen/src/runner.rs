@@ -182,7 +182,6 @@ async fn dispatch(
     let mut arrivals =
         OrderType::ALL.map(|t| Arrivals::new(cfg.plan.clone(), t, cfg.arrivals, cfg.seed));
     let mut next: [Option<f64>; 2] = [arrivals[0].next_due(), arrivals[1].next_due()];
-    let limit = cfg.duration.map(|d| d.as_secs_f64());
     let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
     let mut scheduled: u64 = 0;
     tokio::pin!(stop);
@@ -194,18 +193,20 @@ async fn dispatch(
             (None, Some(b)) => Some((1, b)),
             (None, None) => None,
         };
-        let Some((i, due)) = pick else {
-            if limit.is_some() {
-                // Nothing more is due, but the run has a fixed length: wait it out.
-                let end = start + cfg.duration.unwrap_or_default();
-                tokio::select! { biased; () = &mut stop => break "interrupted", () = tokio::time::sleep_until(end) => break "duration" }
+        // With a fixed length, a run whose next request falls after the end (or that has
+        // nothing more due) waits the rest out, so "duration" always means the full duration.
+        if let Some(end) = cfg.duration {
+            if pick.is_none_or(|(_, due)| due >= end.as_secs_f64()) {
+                tokio::select! {
+                    biased;
+                    () = &mut stop => break "interrupted",
+                    () = tokio::time::sleep_until(start + end) => break "duration",
+                }
             }
+        }
+        let Some((i, due)) = pick else {
             break "scenario_end";
         };
-        if limit.is_some_and(|l| due >= l) {
-            let end = start + cfg.duration.unwrap_or_default();
-            tokio::select! { biased; () = &mut stop => break "interrupted", () = tokio::time::sleep_until(end) => break "duration" }
-        }
         if cfg.requests.is_some_and(|n| scheduled >= n) {
             break "requests";
         }
