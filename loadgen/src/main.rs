@@ -47,7 +47,17 @@ fn main() -> ExitCode {
     };
     let output = config.output;
     let report_file = config.report_file.clone();
-    let result = runtime.block_on(loadgen::run(config, interrupted()));
+    let stop = {
+        let _in_runtime = runtime.enter();
+        match interrupted() {
+            Ok(stop) => stop,
+            Err(e) => {
+                eprintln!("error: cannot install the Ctrl-C/SIGTERM handlers: {e}");
+                return ExitCode::from(exit::ERROR);
+            }
+        }
+    };
+    let result = runtime.block_on(loadgen::run(config, stop));
     let report = match result {
         Ok(r) => r,
         Err(e) => {
@@ -81,34 +91,39 @@ fn main() -> ExitCode {
 }
 
 /// Completes on the first Ctrl-C or SIGTERM; a second Ctrl-C exits at once.
-async fn interrupted() {
-    let first = async {
+///
+/// The handlers are installed before the run starts (not when the future is first polled), so
+/// a signal sent right after start-up stops the run with a report instead of killing it.
+/// Must be called inside the runtime.
+fn interrupted() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    Ok(async move {
         #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => {
-                        let _ = tokio::signal::ctrl_c().await;
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-    };
-    first.await;
-    eprintln!(
-        "\nstopping: draining requests in flight, then the report (Ctrl-C again to quit at once)"
-    );
-    tokio::spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("aborted");
-            std::process::exit(i32::from(exit::ABORTED));
-        }
-    });
+        eprintln!(
+            "\nstopping: draining requests in flight, then the report (Ctrl-C again to quit at once)"
+        );
+        #[cfg(unix)]
+        tokio::spawn(async move {
+            if int.recv().await.is_some() {
+                eprintln!("aborted");
+                std::process::exit(i32::from(exit::ABORTED));
+            }
+        });
+        #[cfg(not(unix))]
+        tokio::spawn(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("aborted");
+                std::process::exit(i32::from(exit::ABORTED));
+            }
+        });
+    })
 }

@@ -47,6 +47,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let shutdown = shutdown_signal()?;
     tracing::info!(
         listen = %listener.local_addr()?,
         admin = ?admin.as_ref().and_then(|l| l.local_addr().ok()),
@@ -64,7 +65,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
         commit = order_server::telemetry::COMMIT,
         "order-server started"
     );
-    let report = order_server::serve(listener, admin, config, shutdown_signal()).await?;
+    let report = order_server::serve(listener, admin, config, shutdown).await?;
     tracing::info!(
         connections_cut = report.connections_cut,
         "order-server stopped"
@@ -87,25 +88,30 @@ fn init_logging(args: &ServerArgs) -> anyhow::Result<()> {
 }
 
 /// Completes on the first SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+///
+/// The handlers are installed here, synchronously, before the caller logs "started": a
+/// supervisor that sends SIGTERM right after seeing that line must get a graceful drain,
+/// not the default action (which kills the process with status 15).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = int.recv() => tracing::info!("Ctrl-C received; shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
-        () = term => tracing::info!("SIGTERM received; shutting down"),
-    }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("Ctrl-C received; shutting down");
+            } else {
+                std::future::pending::<()>().await;
+            }
+        }
+    })
 }
