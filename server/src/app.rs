@@ -147,6 +147,7 @@ impl App {
     async fn order(&self, t: OrderType) -> Response<Body> {
         let start = tokio::time::Instant::now();
         let seq = self.order_seq.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.order_received(t);
         let fx = self.faults.effect(t, start);
         if let Some(until) = fx.stall_until {
             tokio::time::sleep_until(until).await;

@@ -106,7 +106,7 @@ pub struct ServerArgs {
     pub load_knee: u32,
 
     /// Base probability that an order fails (answers 500, counted as status="failed").
-    #[arg(long, env = "ORDER_SERVER_ERROR_RATE", default_value_t = 0.001)]
+    #[arg(long, env = "ORDER_SERVER_ERROR_RATE", default_value_t = 0.0005)]
     pub error_rate: f64,
 
     /// How long to wait for in-flight requests after SIGTERM / Ctrl-C before exiting.

@@ -9,6 +9,13 @@ pub const ORDERS_PROCESSED: &str = "order_service_processed_orders_total";
 pub const ORDERS_PROCESSED_HELP: &str =
     "Orders handled by the order service, by order type and outcome (success or failed).";
 
+/// Orders received, counted when processing starts, whether or not they ever finish.
+/// Received minus processed is what is stuck or was abandoned: the "traffic offered" side
+/// of the orders-stalled alert, which cannot rely on requests that never complete.
+pub const ORDERS_RECEIVED: &str = "order_service_received_orders_total";
+pub const ORDERS_RECEIVED_HELP: &str =
+    "Orders received by the order service, by order type, counted when processing starts (whether or not it finishes).";
+
 /// Orders accepted since local midnight. Seed name; the seed set a random number here.
 pub const ORDERS_TODAY: &str = "order_total_by_everyday";
 pub const ORDERS_TODAY_HELP: &str =

@@ -36,7 +36,7 @@ impl Default for SimConfig {
             median_latency: [Duration::from_millis(30), Duration::from_millis(45)],
             sigma: 0.5,
             load_knee: 200,
-            error_rate: 0.001,
+            error_rate: 0.0005,
         }
     }
 }

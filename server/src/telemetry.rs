@@ -29,6 +29,7 @@ pub struct Telemetry {
     recorder: Arc<PrometheusRecorder>,
     process: metrics_process::Collector,
     orders: [[Counter; 2]; 2],
+    received: [Counter; 2],
     today: [Gauge; 2],
     amount: [Histogram; 2],
     processing: [Histogram; 2],
@@ -64,6 +65,11 @@ impl Telemetry {
             c::ORDERS_PROCESSED.into(),
             None,
             c::ORDERS_PROCESSED_HELP.into(),
+        );
+        r.describe_counter(
+            c::ORDERS_RECEIVED.into(),
+            None,
+            c::ORDERS_RECEIVED_HELP.into(),
         );
         r.describe_gauge(c::ORDERS_TODAY.into(), None, c::ORDERS_TODAY_HELP.into());
         r.describe_histogram(c::ORDER_AMOUNT.into(), None, c::ORDER_AMOUNT_HELP.into());
@@ -108,6 +114,11 @@ impl Telemetry {
                 counter
             })
         });
+        let received = by_type(c::ORDERS_RECEIVED).map(|k| {
+            let counter = r.register_counter(&k, &META);
+            counter.absolute(0);
+            counter
+        });
         let today = by_type(c::ORDERS_TODAY).map(|k| {
             let g = r.register_gauge(&k, &META);
             g.set(0.0);
@@ -148,6 +159,7 @@ impl Telemetry {
             recorder: Arc::new(recorder),
             process,
             orders,
+            received,
             today,
             amount,
             processing,
@@ -167,6 +179,10 @@ impl Telemetry {
             }
         }
         Ok(t)
+    }
+
+    pub fn order_received(&self, t: OrderType) {
+        self.received[t.index()].increment(1);
     }
 
     pub fn order_processed(&self, t: OrderType, s: OrderStatus) {

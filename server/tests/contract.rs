@@ -18,6 +18,7 @@ async fn every_contract_metric_is_exported_with_help_and_type_from_start_up() {
     let m = srv.scrape().await;
     let expected = [
         (c::ORDERS_PROCESSED, "counter"),
+        (c::ORDERS_RECEIVED, "counter"),
         (c::ORDERS_TODAY, "gauge"),
         (c::ORDER_AMOUNT, "histogram"),
         (c::PROCESSING_DURATION, "histogram"),
@@ -49,6 +50,7 @@ async fn every_contract_metric_is_exported_with_help_and_type_from_start_up() {
             assert_eq!(v, Some(0.0), "{t}/{s}");
         }
         assert_eq!(m.value(c::ORDERS_TODAY, &[("order_type", t)]), Some(0.0));
+        assert_eq!(m.value(c::ORDERS_RECEIVED, &[("order_type", t)]), Some(0.0));
         for kind in ["errors", "latency", "stall"] {
             assert_eq!(
                 m.value(c::FAULT_ACTIVE, &[("order_type", t), ("kind", kind)]),

@@ -282,13 +282,39 @@ async fn latency_and_stall_faults_delay_orders() {
         .expect("send");
     assert_eq!(r.status(), 201);
     let t = Instant::now();
-    assert_eq!(srv.get("/makeFoodOrder").await.status(), 200);
+    let stuck = srv.client.get(srv.url("/makeFoodOrder")).send();
+    let probe = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Health is not stalled.
+        let t = Instant::now();
+        assert_eq!(srv.get("/healthz").await.status(), 200);
+        assert!(t.elapsed() < Duration::from_millis(200));
+        srv.scrape().await
+    };
+    let (resp, during) = tokio::join!(stuck, probe);
+    assert_eq!(resp.expect("stalled order").status(), 200);
     let waited = t.elapsed();
     assert!(waited >= Duration::from_millis(800), "stalled {waited:?}");
-    // Health is not stalled.
-    let t = Instant::now();
-    assert_eq!(srv.get("/healthz").await.status(), 200);
-    assert!(t.elapsed() < Duration::from_millis(200));
+    // While stalled the order is received but not processed: the orders-stalled alert's
+    // "traffic offered" side.
+    let food = [("order_type", "food")];
+    assert_eq!(during.value(c::ORDERS_RECEIVED, &food), Some(1.0));
+    let processed: f64 = ["success", "failed"]
+        .iter()
+        .filter_map(|s| {
+            during.value(
+                c::ORDERS_PROCESSED,
+                &[("order_type", "food"), ("status", s)],
+            )
+        })
+        .sum();
+    assert_eq!(processed, 0.0);
+    let after = srv.scrape().await;
+    assert_eq!(after.value(c::ORDERS_RECEIVED, &food), Some(1.0));
+    assert_eq!(
+        after.value(c::ORDERS_RECEIVED, &[("order_type", "clothing")]),
+        Some(1.0)
+    );
     srv.shutdown().await;
 }
 
