@@ -1,0 +1,25 @@
+//! Checks of the observability bundle against real components: the rule files and their
+//! promtool tests, the Grafana dashboards (lint and metric contract), and a real Prometheus
+//! scraping the real order server and load generator. The library holds the parsing and the
+//! process plumbing; the checks themselves are the integration tests in `tests/`.
+//!
+//! # Layout
+//! - [`tools`]: finds promtool and prometheus; a missing tool fails under `CI=true`.
+//! - [`promql`]: Grafana variable expansion and the metric selectors of an expression.
+//! - [`rules`]: rule files, their alerts and records, time compression for the end-to-end run.
+//! - [`dashboards`]: dashboard JSON, its queries, and the lint.
+//! - [`prometheus`]: a Prometheus process on loopback and its HTTP query API.
+
+use std::path::PathBuf;
+
+pub mod dashboards;
+pub mod prometheus;
+pub mod promql;
+pub mod rules;
+pub mod tools;
+
+/// The repository root (the workspace directory).
+pub fn repo_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
