@@ -341,7 +341,8 @@ mod tests {
 
     #[test]
     fn each_rule_catches_its_fault() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        type Breakage = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Breakage)> = vec![
             (
                 "hard-coded data source",
                 Box::new(|j| {

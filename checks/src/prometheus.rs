@@ -34,10 +34,12 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 impl Prometheus {
-    /// Starts `binary` with `config` as prometheus.yml and `files` (relative path, text)
-    /// beside it, and waits until it reports ready.
+    /// Starts `binary` on `addr` (a loopback address, see [`free_port`]) with `config` as
+    /// prometheus.yml and `files` (relative path, text) beside it, and waits until it reports
+    /// ready.
     pub async fn start(
         binary: &Path,
+        addr: SocketAddr,
         config: &str,
         files: &[(String, String)],
     ) -> Result<Self, String> {
@@ -53,8 +55,9 @@ impl Prometheus {
         for (rel, text) in files {
             write(rel, text)?;
         }
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        if !addr.ip().is_loopback() {
+            return Err(format!("{addr}: Prometheus only runs on loopback here"));
+        }
         let log = std::fs::File::create(dir.path().join("prometheus.log"))
             .map_err(|e| format!("log file: {e}"))?;
         let child = Command::new(binary)
