@@ -32,8 +32,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Probe a running server's /healthz and exit 0 if it answers 200 (for container
-    /// health checks in images that have no curl).
+    /// Probe a running server's /healthz (or --path) and exit 0 if it answers 200 (for
+    /// container health checks in images that have no curl).
     Healthcheck {
         /// Address of the server to probe.
         #[arg(
@@ -42,10 +42,21 @@ pub enum Command {
             default_value = "127.0.0.1:5001"
         )]
         addr: SocketAddr,
+        /// Path to GET; must start with "/" (e.g. /metrics to probe the load generator).
+        #[arg(long, default_value = "/healthz", value_parser = parse_path)]
+        path: String,
         /// Give up after this long.
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
+}
+
+fn parse_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && !s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} must start with / and contain no spaces"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

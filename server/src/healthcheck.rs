@@ -1,5 +1,7 @@
-//! The `healthcheck` subcommand: one plain HTTP/1.0 GET of `/healthz` over TCP, so a container
-//! image without curl or wget can still have a health check.
+//! The `healthcheck` subcommand: one plain HTTP/1.0 GET (of `/healthz` by default) over TCP,
+//! so a container image without curl or wget can still have a health check; with `--path
+//! /metrics` it also probes the load generator's metrics endpoint, which ships in the same
+//! image.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,11 +19,11 @@ pub enum HealthError {
     Status(SocketAddr, String),
 }
 
-/// Returns `Ok` if `GET /healthz` on `addr` answers 200 within `timeout`.
-pub async fn check(addr: SocketAddr, timeout: Duration) -> Result<(), HealthError> {
+/// Returns `Ok` if `GET path` on `addr` answers 200 within `timeout`.
+pub async fn check(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(), HealthError> {
     let probe = async {
         let mut s = TcpStream::connect(addr).await?;
-        s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
             .await?;
         let mut head = Vec::with_capacity(256);
         s.read_to_end(&mut head).await?;

@@ -19,8 +19,12 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::Healthcheck { addr, timeout }) => runtime
-            .block_on(order_server::healthcheck::check(addr, timeout))
+        Some(Command::Healthcheck {
+            addr,
+            path,
+            timeout,
+        }) => runtime
+            .block_on(order_server::healthcheck::check(addr, &path, timeout))
             .map_err(anyhow::Error::from),
         None => runtime.block_on(run(cli.server)),
     };

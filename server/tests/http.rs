@@ -446,12 +446,21 @@ fn binary_rejects_bad_flags_with_a_message() {
 #[tokio::test]
 async fn healthcheck_probe_passes_against_a_live_server_and_fails_otherwise() {
     let srv = TestServer::start(quiet_config()).await;
-    order_server::healthcheck::check(srv.addr, Duration::from_secs(2))
+    order_server::healthcheck::check(srv.addr, "/healthz", Duration::from_secs(2))
         .await
         .expect("healthy");
+    // Another path works too (the image probes the load generator's /metrics this way); a
+    // path that answers 404 is unhealthy.
+    order_server::healthcheck::check(srv.addr, "/metrics", Duration::from_secs(2))
+        .await
+        .expect("metrics answers");
+    let err = order_server::healthcheck::check(srv.addr, "/nope", Duration::from_secs(2))
+        .await
+        .expect_err("404 is not healthy");
+    assert!(err.to_string().contains("404"), "{err}");
     let addr = srv.addr;
     srv.shutdown().await;
-    let err = order_server::healthcheck::check(addr, Duration::from_secs(2))
+    let err = order_server::healthcheck::check(addr, "/healthz", Duration::from_secs(2))
         .await
         .expect_err("nothing listening");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
