@@ -237,6 +237,58 @@ pub fn compress(text: &str, factor: u64) -> Result<String, String> {
     Ok(out)
 }
 
+/// Where the Kubernetes copy of the rules lives.
+pub const PROMETHEUS_RULE_PATH: &str = "deploy/k8s/monitoring/prometheusrule.yaml";
+
+/// The `PrometheusRule` manifest carrying every bundled rule file's groups unchanged: one
+/// object per file, named after it, in the `monitoring` namespace with the label the CCE
+/// monitoring add-on selects rules by. The rule file's text is indented under `spec:`, so
+/// block scalars and comments survive and a diff against the rule files stays readable.
+pub fn prometheus_rule_manifest(root: &Path) -> Result<String, RulesError> {
+    let mut out = String::from(
+        "# Generated from deploy/prometheus/rules/*.rules.yml; do not edit by hand. After changing\n\
+         # the rules, regenerate it with:\n\
+         #   REGENERATE=1 cargo test -p order-metrics-checks --test deploy\n\
+         # Namespace `monitoring` and the label `role: operator-prometheus` are what the CCE\n\
+         # cloud-native monitoring add-on loads rules from; kube-prometheus-stack selects rules by\n\
+         # its ruleSelector instead (by default the label release: <helm release name>).\n",
+    );
+    for (i, path) in rule_files(root)?.iter().enumerate() {
+        let text = std::fs::read_to_string(path).map_err(|e| RulesError::Read(path.into(), e))?;
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let name = file.trim_end_matches(".rules.yml");
+        let body = text
+            .find("\ngroups:")
+            .map(|at| &text[at + 1..])
+            .ok_or_else(|| RulesError::Shape(path.into(), "no top-level `groups:`".into()))?;
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&format!(
+            "apiVersion: monitoring.coreos.com/v1\n\
+             kind: PrometheusRule\n\
+             metadata:\n  \
+             name: {name}\n  \
+             namespace: monitoring\n  \
+             labels:\n    \
+             app.kubernetes.io/part-of: order-metrics\n    \
+             role: operator-prometheus\n\
+             spec:\n"
+        ));
+        for line in body.lines() {
+            if line.is_empty() {
+                out.push('\n');
+            } else {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! External tools the checks run (promtool, prometheus from the Debian package `prometheus`):
-//! found on `PATH`; under `CI=true` a missing tool is a failure, elsewhere a loud skip.
+//! External tools the checks run (promtool and prometheus, amtool, check-jsonschema,
+//! kubernetes-validate): found on `PATH`; under `CI=true` a missing tool is a failure,
+//! elsewhere a loud skip that says how to install it. `scripts/test` installs them all.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,7 +16,8 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     });
     if found.is_none() {
         let hint = format!(
-            "{name} not found: install the Debian package with `apt-get install -y prometheus` (scripts/test does it as root)"
+            "{name} not found: install it with `{}` (scripts/test does it)",
+            install_hint(name)
         );
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{hint} (required under CI)");
@@ -23,6 +25,16 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         eprintln!("SKIPPED: {hint}");
     }
     found
+}
+
+fn install_hint(name: &str) -> &'static str {
+    match name {
+        "promtool" | "prometheus" => "apt-get install -y prometheus",
+        "amtool" => "apt-get install -y prometheus-alertmanager",
+        "check-jsonschema" => "python3 -m pip install check-jsonschema==0.39.0",
+        "kubernetes-validate" => "python3 -m pip install kubernetes-validate==1.37.0",
+        _ => "your package manager",
+    }
 }
 
 /// Runs a command and returns its combined output, or the output as the error when it fails.
