@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -39,6 +39,7 @@ pub struct App {
     faults: FaultTable,
     ready: AtomicBool,
     in_flight: AtomicU64,
+    orders_in_progress: AtomicU64,
     order_seq: AtomicU64,
 }
 
@@ -59,6 +60,7 @@ impl App {
             faults: FaultTable::default(),
             ready: AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
+            orders_in_progress: AtomicU64::new(0),
             order_seq: AtomicU64::new(0),
             config,
         })
@@ -116,7 +118,7 @@ impl App {
                     return method_not_allowed("GET, POST");
                 }
                 if m == Method::POST {
-                    if let Err(resp) = read_body(req.into_body()).await {
+                    if let Err(resp) = read_body(req.into_body(), self.config.body_timeout).await {
                         return resp;
                     }
                 }
@@ -146,8 +148,22 @@ impl App {
 
     async fn order(&self, t: OrderType) -> Response<Body> {
         let start = tokio::time::Instant::now();
-        let seq = self.order_seq.fetch_add(1, Ordering::Relaxed);
         self.telemetry.order_received(t);
+        let Some(_slot) = OrderSlot::try_enter(self) else {
+            // Shed at once: a bounded queue of work beats unbounded latency and memory.
+            self.telemetry.order_processed(t, OrderStatus::Failed);
+            let mut resp = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "overloaded: {} orders in progress; retry later",
+                    self.config.max_in_flight
+                ),
+            );
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return resp;
+        };
+        let seq = self.order_seq.fetch_add(1, Ordering::Relaxed);
         let fx = self.faults.effect(t, start);
         if let Some(until) = fx.stall_until {
             tokio::time::sleep_until(until).await;
@@ -211,7 +227,7 @@ impl App {
                 json_response(StatusCode::OK, &json!({"faults": []}))
             }
             Method::POST => {
-                let body = match read_body(req.into_body()).await {
+                let body = match read_body(req.into_body(), self.config.body_timeout).await {
                     Ok(b) => b,
                     Err(resp) => return resp,
                 };
@@ -239,6 +255,26 @@ impl App {
     }
 }
 
+/// One of the `max_in_flight` order slots, held until the order is answered or dropped.
+struct OrderSlot<'a>(&'a App);
+
+impl<'a> OrderSlot<'a> {
+    fn try_enter(app: &'a App) -> Option<Self> {
+        let before = app.orders_in_progress.fetch_add(1, Ordering::AcqRel);
+        if before >= u64::from(app.config.max_in_flight) {
+            app.orders_in_progress.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(OrderSlot(app))
+    }
+}
+
+impl Drop for OrderSlot<'_> {
+    fn drop(&mut self) {
+        self.0.orders_in_progress.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Counts a request as in flight until it is answered or its connection drops.
 struct InFlight<'a>(&'a App);
 
@@ -261,8 +297,16 @@ fn is_get(m: &Method) -> bool {
     m == Method::GET || m == Method::HEAD
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, Response<Body>> {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+async fn read_body(body: Incoming, timeout: std::time::Duration) -> Result<Bytes, Response<Body>> {
+    let Ok(collected) =
+        tokio::time::timeout(timeout, Limited::new(body, MAX_BODY_BYTES).collect()).await
+    else {
+        return Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("request body not received within {timeout:?}"),
+        ));
+    };
+    match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -128,6 +128,17 @@ pub struct ServerArgs {
     #[arg(long, env = "ORDER_SERVER_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
 
+    /// Answer 408 to a request whose body has not fully arrived within this time (slow
+    /// uploads would otherwise hold an order slot forever).
+    #[arg(long, env = "ORDER_SERVER_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Orders processed at once; beyond it new orders are shed at once with 503 and
+    /// Retry-After (counted as failed) instead of queueing without bound. Health and
+    /// /metrics are never shed.
+    #[arg(long, env = "ORDER_SERVER_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: u32,
+
     /// Log format.
     #[arg(
         long,
@@ -155,6 +166,10 @@ pub enum ConfigError {
     LoadKnee,
     #[error("--admin-token must not be empty")]
     EmptyToken,
+    #[error("--max-in-flight must be at least 1")]
+    MaxInFlight,
+    #[error("--{0} must be longer than 0")]
+    ZeroTimeout(&'static str),
 }
 
 /// Validated settings the server runs with.
@@ -165,6 +180,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub drain_timeout: Duration,
     pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_in_flight: u32,
     pub upkeep_interval: Duration,
     pub clock: Clock,
 }
@@ -177,6 +194,8 @@ impl std::fmt::Debug for Config {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("drain_timeout", &self.drain_timeout)
             .field("header_timeout", &self.header_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_in_flight", &self.max_in_flight)
             .field("upkeep_interval", &self.upkeep_interval)
             .finish_non_exhaustive()
     }
@@ -191,6 +210,8 @@ impl Default for Config {
             admin_token: None,
             drain_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_in_flight: 1024,
             upkeep_interval: Duration::from_secs(5),
             clock: Arc::new(Utc::now),
         }
@@ -216,6 +237,18 @@ impl ServerArgs {
         if self.admin_token.as_deref() == Some("") {
             return Err(ConfigError::EmptyToken);
         }
+        if self.max_in_flight == 0 {
+            return Err(ConfigError::MaxInFlight);
+        }
+        for (name, d) in [
+            ("drain-timeout", self.drain_timeout),
+            ("header-timeout", self.header_timeout),
+            ("body-timeout", self.body_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroTimeout(name));
+            }
+        }
         Ok(Config {
             timezone,
             sim: SimConfig {
@@ -229,6 +262,8 @@ impl ServerArgs {
             admin_token: self.admin_token.clone(),
             drain_timeout: self.drain_timeout,
             header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_in_flight: self.max_in_flight,
             ..Config::default()
         })
     }

@@ -21,8 +21,9 @@ pub const MAX_EXTRA_LATENCY: Duration = Duration::from_secs(30);
 pub struct FaultRequest {
     /// `errors`, `latency` or `stall`.
     pub kind: String,
-    /// `food`, `clothing`; absent means both.
-    pub order_type: Option<OrderType>,
+    /// `food`, `clothing`; absent means both. A string here (not the enum) so that a bad
+    /// value gets an answer naming the field rather than serde's "unknown variant".
+    pub order_type: Option<String>,
     /// How long the fault lasts, e.g. `"90s"`.
     pub duration: String,
     /// For `errors`: probability that an order fails, 0 < p <= 1.
@@ -44,6 +45,8 @@ pub enum FaultError {
         "extra_latency: required for kind latency, a duration from 1ms to 30s such as \"400ms\""
     )]
     ExtraLatency,
+    #[error("order_type: expected food or clothing (or leave it out for both); got {0:?}")]
+    OrderType(String),
     #[error("{field}: not used by kind {kind}")]
     Unused {
         field: &'static str,
@@ -114,12 +117,16 @@ impl FaultRequest {
                 }
             }
         }
+        let order_types = match self.order_type {
+            None => OrderType::ALL.to_vec(),
+            Some(name) => match OrderType::ALL.into_iter().find(|t| t.as_str() == name) {
+                Some(t) => vec![t],
+                None => return Err(FaultError::OrderType(name)),
+            },
+        };
         Ok(Fault {
             kind,
-            order_types: match self.order_type {
-                Some(t) => vec![t],
-                None => OrderType::ALL.to_vec(),
-            },
+            order_types,
             duration,
             error_rate,
             extra_latency,
@@ -270,7 +277,7 @@ mod tests {
             ),
             (
                 r#"{"kind":"stall","duration":"1s","order_type":"shoes"}"#,
-                "unknown variant",
+                "order_type: expected food or clothing",
             ),
             (
                 r#"{"kind":"stall","duration":"1s","colour":"red"}"#,
