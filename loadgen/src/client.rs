@@ -162,6 +162,30 @@ pub fn parse_base(target: &str) -> Result<Url, ClientError> {
     Ok(url)
 }
 
+/// Resolves the target's host once before the run, so a name that does not resolve is one
+/// clear error at start-up instead of thousands of connect errors.
+pub async fn resolve(target: &str) -> Result<(), ClientError> {
+    let url = parse_base(target)?;
+    let Some(host) = url.domain().map(str::to_owned) else {
+        return Ok(()); // an IP address: nothing to resolve
+    };
+    let port = url.port_or_known_default().unwrap_or(80);
+    let found = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map(|addrs| addrs.count());
+    match found {
+        Ok(n) if n > 0 => Ok(()),
+        Ok(_) => Err(ClientError::Target(
+            target.into(),
+            format!("host {host:?} resolves to no address"),
+        )),
+        Err(e) => Err(ClientError::Target(
+            target.into(),
+            format!("cannot resolve host {host:?}: {e}"),
+        )),
+    }
+}
+
 pub fn parse_header(raw: &str) -> Result<(String, String), ClientError> {
     let err = |m: &str| ClientError::Header(raw.into(), m.into());
     let (k, v) = raw

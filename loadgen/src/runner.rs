@@ -95,6 +95,7 @@ pub async fn run(cfg: RunConfig, stop: impl Future<Output = ()>) -> Result<Repor
         (None, None) => unreachable!("embedded server started above"),
     };
     let client = OrderClient::new(&target, &cfg.client)?;
+    crate::client::resolve(&target).await?;
 
     let admin_url = cfg
         .admin_url

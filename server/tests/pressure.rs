@@ -135,9 +135,18 @@ async fn twice_the_capacity_is_shed_with_503_while_health_and_metrics_stay_fast(
     // Roughly the capacity was served, the rest was shed.
     let served = count("2xx") as f64 / report.duration_seconds;
     assert!((120.0..=260.0).contains(&served), "served {served}/s");
-    assert!(count("5xx") as f64 > 0.25 * report.total.sent as f64, "{o:?}");
-    assert!(worst_health < Duration::from_millis(250), "{worst_health:?}");
-    assert!(worst_metrics < Duration::from_millis(500), "{worst_metrics:?}");
+    assert!(
+        count("5xx") as f64 > 0.25 * report.total.sent as f64,
+        "{o:?}"
+    );
+    assert!(
+        worst_health < Duration::from_millis(250),
+        "{worst_health:?}"
+    );
+    assert!(
+        worst_metrics < Duration::from_millis(500),
+        "{worst_metrics:?}"
+    );
     // Work in progress is bounded by the slots (plus shed answers and the probes in flight).
     assert!(max_in_flight <= 40.0, "{max_in_flight}");
     assert!(max_rss > 0 && max_rss < 64 << 20, "RSS {max_rss}");
@@ -168,21 +177,33 @@ async fn sigterm_under_load_completes_accepted_requests_and_exits_zero() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let stopped_after = signalled.elapsed();
-    let report = run.await.expect("task").expect("the load generator reports, not crashes");
+    let report = run
+        .await
+        .expect("task")
+        .expect("the load generator reports, not crashes");
     let lines: Vec<String> = log.try_iter().collect();
 
     let o = &report.total.outcomes;
     let count = |k: &str| o.get(k).copied().unwrap_or(0);
     eprintln!("exit {exit:?} {stopped_after:?} after SIGTERM; outcomes {o:?}");
     assert!(exit.success(), "exit {exit:?}; log {lines:?}");
-    assert!(lines.iter().any(|l| l.contains("SIGTERM received")), "{lines:?}");
     assert!(
-        lines.iter().any(|l| l.contains("all in-flight requests answered")),
+        lines.iter().any(|l| l.contains("SIGTERM received")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("all in-flight requests answered")),
         "{lines:?}"
     );
     // Requests sent before the signal were answered 2xx; after it nothing was listening.
     assert!(count("2xx") >= 140, "{o:?}");
     assert!(count("connect_error") > 0, "{o:?}");
-    assert_eq!(count("5xx") + count("4xx") + count("timeout") + count("other"), 0, "{o:?}");
+    assert_eq!(
+        count("5xx") + count("4xx") + count("timeout") + count("other"),
+        0,
+        "{o:?}"
+    );
     assert_eq!(count("2xx") + count("connect_error"), report.total.sent);
 }
