@@ -57,6 +57,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "LOADGEN_FOOD_RATE",
+        allow_negative_numbers = true,
         default_value_t = 10.0,
         conflicts_with = "scenario"
     )]
@@ -66,6 +67,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "LOADGEN_CLOTHING_RATE",
+        allow_negative_numbers = true,
         default_value_t = 5.0,
         conflicts_with = "scenario"
     )]

@@ -283,8 +283,10 @@ struct PhaseSpec {
     name: Option<String>,
     #[serde(default, with = "humantime_serde")]
     duration: Option<Duration>,
-    food_rate: f64,
-    clothing_rate: f64,
+    // Optional here so that a misspelt key ("food_rat") is reported as unknown before the
+    // real one is reported missing.
+    food_rate: Option<f64>,
+    clothing_rate: Option<f64>,
     #[serde(rename = "fault", default)]
     faults: Vec<FaultSpec>,
     #[serde(flatten)]
@@ -387,10 +389,15 @@ impl Scenario {
                 }
                 _ => {}
             }
-            let food = check_rate("food_rate", p.food_rate).map_err(&ctx)?;
-            let clothing = check_rate("clothing_rate", p.clothing_rate).map_err(&ctx)?;
+            let required = |name: &str, v: Option<f64>| {
+                v.ok_or_else(|| ctx(format!("{name} is required (requests/s, 0 for none)")))
+            };
+            let food =
+                check_rate("food_rate", required("food_rate", p.food_rate)?).map_err(&ctx)?;
+            let clothing = check_rate("clothing_rate", required("clothing_rate", p.clothing_rate)?)
+                .map_err(&ctx)?;
             let (shape, flash_sales) = p.shape.build(p.duration, seed).map_err(&ctx)?;
-            for f in p.faults {
+            for (k, f) in p.faults.into_iter().enumerate() {
                 let mut f = f;
                 if f.duration.is_none() {
                     let d = p.duration.ok_or_else(|| {
@@ -399,6 +406,12 @@ impl Scenario {
                     f.duration = Some(humantime::format_duration(d).to_string());
                 }
                 let body = serde_json::to_value(&f).map_err(|e| ctx(e.to_string()))?;
+                // The server's own validation, now rather than when the phase starts and the
+                // run is already half done.
+                serde_json::from_value::<order_server::faults::FaultRequest>(body.clone())
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.validate().map_err(|e| e.to_string()))
+                    .map_err(|e| ctx(format!("fault {}: {e}", k + 1)))?;
                 faults.push(TimedFault {
                     at,
                     phase: label.clone(),

@@ -156,6 +156,9 @@ async fn a_target_resetting_connections_is_counted_without_a_crash() {
             let Ok((s, _)) = listener.accept().await else {
                 break;
             };
+            // Deprecated because a non-zero linger blocks on drop; zero does not block, it is
+            // how a socket sends RST instead of FIN.
+            #[allow(deprecated)]
             let _ = s.set_linger(Some(Duration::ZERO));
             drop(s);
         }
