@@ -139,6 +139,11 @@ pub struct ServerArgs {
     #[arg(long, env = "ORDER_SERVER_MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: u32,
 
+    /// `off` records nothing per request (the benchmark baseline that measures what the
+    /// instrumentation costs); /metrics still answers, with the start-up values.
+    #[arg(long, env = "ORDER_SERVER_METRICS", value_enum, default_value = "on")]
+    pub metrics: Switch,
+
     /// Log format.
     #[arg(
         long,
@@ -182,6 +187,8 @@ pub struct Config {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub max_in_flight: u32,
+    /// Per-request recording on (the default) or off (benchmark baseline).
+    pub metrics: bool,
     pub upkeep_interval: Duration,
     pub clock: Clock,
 }
@@ -212,6 +219,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
+            metrics: true,
             upkeep_interval: Duration::from_secs(5),
             clock: Arc::new(Utc::now),
         }
@@ -264,6 +272,7 @@ impl ServerArgs {
             header_timeout: self.header_timeout,
             body_timeout: self.body_timeout,
             max_in_flight: self.max_in_flight,
+            metrics: self.metrics == Switch::On,
             ..Config::default()
         })
     }

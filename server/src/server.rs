@@ -94,9 +94,17 @@ pub async fn serve_app(
     drop(admin);
     let open = graceful.count();
     tracing::info!(open_connections = open, drain_timeout = ?cfg.drain_timeout, "draining");
+    let deadline = tokio::time::Instant::now() + cfg.drain_timeout;
+    if open > 0 {
+        // Closing an idle keep-alive connection races with a request the client is sending
+        // on it at that moment, which then fails half-way. So first keep the connections a
+        // little while: requests arriving on them are served with `Connection: close` (see
+        // App::handle), and the clients move to new connections, which are refused cleanly.
+        tokio::time::sleep((cfg.drain_timeout / 2).min(DRAIN_LINGER)).await;
+    }
     let cut = tokio::select! {
         () = graceful.shutdown() => 0,
-        () = tokio::time::sleep(cfg.drain_timeout) => open.max(1),
+        () = tokio::time::sleep_until(deadline) => open.max(1),
     };
     upkeep.abort();
     if cut > 0 {
@@ -108,6 +116,9 @@ pub async fn serve_app(
         connections_cut: cut,
     }
 }
+
+/// How long connections stay open for requests already on their way once draining starts.
+const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
 fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());

@@ -36,6 +36,9 @@ pub struct Telemetry {
     items: [Histogram; 2],
     faults: [[Gauge; 3]; 2],
     in_flight: Gauge,
+    /// `false` only for the benchmark baseline (`--metrics off`): every per-request record
+    /// returns at once, so the difference measures what the instrumentation costs.
+    recording: bool,
     http_requests: RwLock<HashMap<HttpKey, Counter>>,
     http_duration: RwLock<HashMap<(&'static str, Route), Histogram>>,
 }
@@ -166,6 +169,7 @@ impl Telemetry {
             items,
             faults,
             in_flight,
+            recording: true,
             http_requests: RwLock::default(),
             http_duration: RwLock::default(),
         };
@@ -182,10 +186,16 @@ impl Telemetry {
     }
 
     pub fn order_received(&self, t: OrderType) {
+        if !self.recording {
+            return;
+        }
         self.received[t.index()].increment(1);
     }
 
     pub fn order_processed(&self, t: OrderType, s: OrderStatus) {
+        if !self.recording {
+            return;
+        }
         self.orders[t.index()][s.index()].increment(1);
     }
 
@@ -196,15 +206,24 @@ impl Telemetry {
     }
 
     pub fn set_order_today(&self, t: OrderType, count: u64) {
+        if !self.recording {
+            return;
+        }
         self.today[t.index()].set(count as f64);
     }
 
     pub fn order_amount(&self, t: OrderType, amount: f64, items: u32) {
+        if !self.recording {
+            return;
+        }
         self.amount[t.index()].record(amount);
         self.items[t.index()].record(f64::from(items));
     }
 
     pub fn processing_time(&self, t: OrderType, d: Duration) {
+        if !self.recording {
+            return;
+        }
         self.processing[t.index()].record(d.as_secs_f64());
     }
 
@@ -221,11 +240,21 @@ impl Telemetry {
         }
     }
 
-    pub fn in_flight(&self) -> &Gauge {
-        &self.in_flight
+    pub fn set_in_flight(&self, n: u64) {
+        if self.recording {
+            self.in_flight.set(n as f64);
+        }
+    }
+
+    /// Switches per-request recording off (the benchmark baseline) or back on.
+    pub fn set_recording(&mut self, on: bool) {
+        self.recording = on;
     }
 
     pub fn http_request(&self, method: &'static str, route: Route, status: u16, d: Duration) {
+        if !self.recording {
+            return;
+        }
         self.http_counter(method, route, status).increment(1);
         self.http_histogram(method, route).record(d.as_secs_f64());
     }

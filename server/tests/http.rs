@@ -465,3 +465,21 @@ async fn healthcheck_probe_passes_against_a_live_server_and_fails_otherwise() {
         .expect_err("nothing listening");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
+
+#[tokio::test]
+async fn metrics_off_records_nothing_per_request() {
+    let mut cfg = quiet_config();
+    cfg.metrics = false;
+    let srv = TestServer::start(cfg).await;
+    for _ in 0..3 {
+        assert_eq!(srv.get("/makeFoodOrder").await.status(), 200);
+    }
+    let m = srv.scrape().await;
+    let ok = m.value(
+        c::ORDERS_PROCESSED,
+        &[("order_type", "food"), ("status", "success")],
+    );
+    assert_eq!(ok, Some(0.0), "the baseline must not record");
+    assert_eq!(m.sum(c::HTTP_REQUESTS, &[]), 0.0);
+    srv.shutdown().await;
+}
