@@ -329,15 +329,26 @@ async fn read_body(body: Incoming, timeout: std::time::Duration) -> Result<Bytes
 /// a `serde_json::Value` (a map of owned strings, serialised, then dropped) cost about 4,500
 /// instructions per order, a third of the whole request (see BENCHMARKS.md).
 fn order_accepted(seq: u64, t: OrderType, amount: f64, items: u32) -> Response<Body> {
-    use std::fmt::Write;
+    // Amounts are whole cents (see sim.rs), so two integers print them exactly. itoa instead
+    // of write!: the formatting machinery alone cost over a thousand instructions here.
+    let cents = (amount * 100.0).round().max(0.0) as u64;
+    let mut num = itoa::Buffer::new();
     let mut body = String::with_capacity(96);
-    // Infallible: writing to a String. `amount` is finite (drawn, rounded to cents), and
-    // f64's Display prints the shortest round-trip form, which is valid JSON for it.
-    let _ = write!(
-        body,
-        r#"{{"success":true,"order_id":{seq},"order_type":"{}","amount":{amount},"items":{items}}}"#,
-        t.as_str()
-    );
+    body.push_str(r#"{"success":true,"order_id":"#);
+    body.push_str(num.format(seq));
+    body.push_str(r#","order_type":""#);
+    body.push_str(t.as_str());
+    body.push_str(r#"","amount":"#);
+    body.push_str(num.format(cents / 100));
+    body.push('.');
+    let frac = cents % 100;
+    if frac < 10 {
+        body.push('0');
+    }
+    body.push_str(num.format(frac));
+    body.push_str(r#","items":"#);
+    body.push_str(num.format(items));
+    body.push('}');
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
