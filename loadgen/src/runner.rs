@@ -213,6 +213,15 @@ async fn dispatch(
         }
         let t = OrderType::ALL[i];
         let at = start + Duration::from_secs_f64(due);
+        // The schedule can fall behind the clock (a target slower than the rate, the
+        // in-flight cap full): the run still ends on time, and what was due but never sent
+        // is counted as skipped below.
+        if cfg
+            .duration
+            .is_some_and(|end| Instant::now() >= start + end)
+        {
+            break "duration";
+        }
         if at > Instant::now() {
             tokio::select! {
                 biased;
@@ -230,6 +239,11 @@ async fn dispatch(
                     recorder.skipped(t, 1);
                     next[i] = arrivals[i].next_due();
                     break "interrupted";
+                }
+                () = sleep_until_end(start, cfg.duration) => {
+                    recorder.skipped(t, 1);
+                    next[i] = arrivals[i].next_due();
+                    break "duration";
                 }
                 p = Arc::clone(&permits).acquire_owned() => match p {
                     Ok(p) => p,
@@ -251,9 +265,12 @@ async fn dispatch(
     };
 
     let elapsed = start.elapsed();
-    if stopped_by == "interrupted" {
+    if stopped_by == "interrupted" || stopped_by == "duration" {
         // Requests already due but not sent are reported, not silently dropped.
-        let now = elapsed.as_secs_f64();
+        let now = match cfg.duration {
+            Some(end) if stopped_by == "duration" => end.as_secs_f64(),
+            _ => elapsed.as_secs_f64(),
+        };
         for i in 0..2 {
             let mut n = 0u64;
             while let Some(d) = next[i] {
@@ -270,6 +287,14 @@ async fn dispatch(
         }
     }
     (stopped_by, elapsed)
+}
+
+/// Completes at the end of a run with a fixed length; never otherwise.
+async fn sleep_until_end(start: Instant, duration: Option<Duration>) {
+    match duration {
+        Some(end) => tokio::time::sleep_until(start + end).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits for requests in flight, at most `limit`.

@@ -177,3 +177,34 @@ async fn a_stall_shows_in_corrected_latency_not_in_service_time() {
     assert!(f.late > 100, "late {}", f.late);
     let _ = stop.send(());
 }
+
+#[tokio::test]
+async fn a_run_ends_on_time_even_when_the_schedule_falls_behind() {
+    // 1,000/s against at most 2 requests in flight at 200 ms each: the schedule falls far
+    // behind the clock. The run must still stop after 1 s and count what it never sent.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut cfg = order_server::Config::default();
+    cfg.sim.median_latency = [Duration::from_millis(200); 2];
+    cfg.sim.sigma = 0.0;
+    cfg.sim.error_rate = 0.0;
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(order_server::serve(listener, None, cfg, async {
+        let _ = stopped.await;
+    }));
+    let mut run = RunConfig::constant(Some(format!("http://{addr}")), 1000.0, 0.0);
+    run.duration = Some(Duration::from_secs(1));
+    run.max_in_flight = 2;
+    let t = std::time::Instant::now();
+    let report = loadgen::run(run, std::future::pending())
+        .await
+        .expect("run");
+    let took = t.elapsed();
+    let _ = stop.send(());
+    assert_eq!(report.stopped_by, "duration");
+    assert!(took < Duration::from_secs(3), "ran for {took:?}");
+    let total = &report.total;
+    assert!(total.sent <= 20, "{} sent", total.sent);
+    assert!(total.skipped >= 900, "{} skipped", total.skipped);
+    assert_eq!(total.scheduled, total.sent + total.skipped);
+}

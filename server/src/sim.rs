@@ -58,11 +58,23 @@ const MAX_ITEMS: [u32; 2] = [6, 4];
 #[derive(Debug, Clone)]
 pub struct Simulator {
     cfg: SimConfig,
+    /// Built once: constructing a distribution takes a logarithm, per order and per draw.
+    amounts: [Option<LogNormal<f64>>; 2],
+    latencies: [Option<LogNormal<f64>>; 2],
 }
 
 impl Simulator {
     pub fn new(cfg: SimConfig) -> Self {
-        Simulator { cfg }
+        let dist = |median: f64, sigma: f64| {
+            (median > 0.0)
+                .then(|| LogNormal::new(median.ln(), sigma).ok())
+                .flatten()
+        };
+        Simulator {
+            amounts: [0, 1].map(|i| dist(AMOUNT_MEDIAN[i], AMOUNT_SIGMA[i])),
+            latencies: [0, 1].map(|i| dist(cfg.median_latency[i].as_secs_f64(), cfg.sigma)),
+            cfg,
+        }
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -75,7 +87,8 @@ impl Simulator {
         let mut rng =
             SmallRng::seed_from_u64(self.cfg.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let i = t.index();
-        let amount = lognormal(AMOUNT_MEDIAN[i], AMOUNT_SIGMA[i], &mut rng).clamp(1.0, 50_000.0);
+        let amount =
+            draw(self.amounts[i].as_ref(), AMOUNT_MEDIAN[i], &mut rng).clamp(1.0, 50_000.0);
         let amount = (amount * 100.0).round() / 100.0;
         let items = rng.random_range(1..=MAX_ITEMS[i]);
 
@@ -83,7 +96,7 @@ impl Simulator {
         let mut fail_p = fault.extra_error_rate;
         if self.cfg.enabled {
             let median = self.cfg.median_latency[i].as_secs_f64();
-            let base = lognormal(median, self.cfg.sigma, &mut rng);
+            let base = draw(self.latencies[i].as_ref(), median, &mut rng);
             let load = 1.0 + in_flight as f64 / f64::from(self.cfg.load_knee);
             delay += Duration::from_secs_f64((base * load).min(30.0));
             fail_p = 1.0 - (1.0 - fail_p) * (1.0 - self.cfg.error_rate);
@@ -98,13 +111,12 @@ impl Simulator {
     }
 }
 
-fn lognormal(median: f64, sigma: f64, rng: &mut SmallRng) -> f64 {
-    if median <= 0.0 {
-        return 0.0;
-    }
-    match LogNormal::new(median.ln(), sigma) {
-        Ok(d) => d.sample(rng),
-        Err(_) => median,
+/// A draw from `dist`; without one (median 0, or a spread the distribution rejects) the
+/// median itself, clamped at 0.
+fn draw(dist: Option<&LogNormal<f64>>, median: f64, rng: &mut SmallRng) -> f64 {
+    match dist {
+        Some(d) => d.sample(rng),
+        None => median.max(0.0),
     }
 }
 
