@@ -79,7 +79,7 @@ impl Dashboard {
         out
     }
 
-    /// Template variables other than the data source, by name.
+    /// Every template variable, the data source one included.
     pub fn variables(&self) -> Vec<&Value> {
         self.json["templating"]["list"]
             .as_array()

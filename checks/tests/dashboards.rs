@@ -84,6 +84,18 @@ fn provisioning_pins_the_datasource_uid_and_loads_the_dashboards_folder() {
     );
 }
 
+async fn scrape(client: &reqwest::Client, addr: std::net::SocketAddr) -> Exposition {
+    let text = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    Exposition::parse(&text).expect("exposition")
+}
+
 /// What the live server and load generator export, scraped over loopback HTTP.
 async fn live_expositions() -> (Exposition, Exposition) {
     let client = reqwest::Client::new();
@@ -103,15 +115,7 @@ async fn live_expositions() -> (Exposition, Exposition) {
             .await
             .expect("order");
     }
-    let text = client
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
-    let server_metrics = Exposition::parse(&text).expect("server exposition");
+    let server_metrics = scrape(&client, addr).await;
     let _ = stop.send(());
     server.await.expect("server task");
 
@@ -126,15 +130,7 @@ async fn live_expositions() -> (Exposition, Exposition) {
             let _ = stopped.await;
         },
     ));
-    let text = client
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .expect("scrape loadgen")
-        .text()
-        .await
-        .expect("body");
-    let loadgen_metrics = Exposition::parse(&text).expect("loadgen exposition");
+    let loadgen_metrics = scrape(&client, addr).await;
     let _ = stop.send(());
     lg.await.expect("loadgen task");
     (server_metrics, loadgen_metrics)

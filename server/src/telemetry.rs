@@ -289,21 +289,23 @@ impl Telemetry {
             return;
         }
         let secs = d.as_secs_f64();
-        let Some(m) = method_index(method) else {
-            self.http_counter(method, route, status).increment(1);
-            self.http_histogram(method, route).record(secs);
-            return;
-        };
-        let mr = m * ROUTES + route_index(route);
-        match status_index(status) {
-            Some(s) => self.http_counter_slots[mr * STATUSES.len() + s]
+        // Slot indices; `None` (a status outside STATUSES) falls back to the maps.
+        let mr = method_index(method).map(|m| m * ROUTES + route_index(route));
+        let ms = mr
+            .zip(status_index(status))
+            .map(|(mr, s)| mr * STATUSES.len() + s);
+        match ms {
+            Some(i) => self.http_counter_slots[i]
                 .get_or_init(|| self.http_counter(method, route, status))
                 .increment(1),
             None => self.http_counter(method, route, status).increment(1),
         }
-        self.http_histogram_slots[mr]
-            .get_or_init(|| self.http_histogram(method, route))
-            .record(secs);
+        match mr {
+            Some(i) => self.http_histogram_slots[i]
+                .get_or_init(|| self.http_histogram(method, route))
+                .record(secs),
+            None => self.http_histogram(method, route).record(secs),
+        }
     }
 
     fn http_counter(&self, method: &'static str, route: Route, status: u16) -> Counter {
