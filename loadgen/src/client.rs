@@ -1,8 +1,10 @@
-//! How a request is sent: one shared reqwest client (connection pool, keep-alive, timeout,
-//! extra headers, rustls with an opt-out of verification, optional HTTP/2), the order URLs,
+//! How a request is sent: the lean HTTP/1.1 pool for plain http, or one shared reqwest client
+//! (rustls with an opt-out of verification, optional HTTP/2) for the rest, both with
+//! keep-alive, the timeout and extra headers; the order URLs,
 //! classification of every outcome into a closed set of classes, and the admin client that
 //! switches server faults on for scenario phases.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use order_server::contract::OrderType;
@@ -94,11 +96,25 @@ pub enum ClientError {
     Build(#[from] reqwest::Error),
 }
 
-/// Sends orders to one target.
+/// The `User-Agent` every order carries.
+pub const USER_AGENT: &str = concat!("order-metrics-loadgen/", env!("CARGO_PKG_VERSION"));
+
+/// Sends orders to one target. Cloned into every request task, so a clone is one reference
+/// count (the URLs alone were two string copies per request).
 #[derive(Debug, Clone)]
-pub struct OrderClient {
-    client: Client,
+pub struct OrderClient(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    transport: Transport,
     urls: [Url; 2],
+}
+
+/// Plain http over HTTP/1.1 takes the lean path; https and `--http2` go through reqwest.
+#[derive(Debug)]
+enum Transport {
+    Plain(crate::h1::Pool),
+    Reqwest(Client),
 }
 
 impl OrderClient {
@@ -116,16 +132,22 @@ impl OrderClient {
             food.map_err(|e| ClientError::Target(target.into(), e.to_string()))?,
             clothing.map_err(|e| ClientError::Target(target.into(), e.to_string()))?,
         ];
-        Ok(OrderClient {
-            client: build_client(opts)?,
-            urls,
-        })
+        let transport = if urls[0].scheme() == "http" && !opts.http2 {
+            Transport::Plain(crate::h1::Pool::new(&urls, opts)?)
+        } else {
+            Transport::Reqwest(build_client(opts)?)
+        };
+        Ok(OrderClient(Arc::new(Inner { transport, urls })))
     }
 
     /// Sends one order and classifies the outcome. The body is read in full so the
     /// connection goes back to the pool.
     pub async fn send(&self, t: OrderType) -> OutcomeClass {
-        match self.client.get(self.urls[t.index()].clone()).send().await {
+        let client = match &self.0.transport {
+            Transport::Plain(pool) => return pool.send(t).await,
+            Transport::Reqwest(c) => c,
+        };
+        match client.get(self.0.urls[t.index()].clone()).send().await {
             Ok(resp) => {
                 let class = OutcomeClass::from_status(resp.status().as_u16());
                 match resp.bytes().await {
@@ -138,7 +160,7 @@ impl OrderClient {
     }
 
     pub fn url(&self, t: OrderType) -> &Url {
-        &self.urls[t.index()]
+        &self.0.urls[t.index()]
     }
 }
 
@@ -197,13 +219,19 @@ pub fn parse_header(raw: &str) -> Result<(String, String), ClientError> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// One `--header` as a typed name and value.
+pub fn header_pair(k: &str, v: &str) -> Result<(HeaderName, HeaderValue), ClientError> {
+    let name = HeaderName::from_bytes(k.as_bytes())
+        .map_err(|_| ClientError::Header(k.into(), "invalid header name".into()))?;
+    let value = HeaderValue::from_str(v)
+        .map_err(|_| ClientError::Header(k.into(), "invalid header value".into()))?;
+    Ok((name, value))
+}
+
 fn build_client(opts: &ClientOptions) -> Result<Client, ClientError> {
     let mut headers = HeaderMap::new();
     for (k, v) in &opts.headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| ClientError::Header(k.clone(), "invalid header name".into()))?;
-        let value = HeaderValue::from_str(v)
-            .map_err(|_| ClientError::Header(k.clone(), "invalid header value".into()))?;
+        let (name, value) = header_pair(k, v)?;
         headers.append(name, value);
     }
     let mut b = Client::builder()
@@ -214,7 +242,7 @@ fn build_client(opts: &ClientOptions) -> Result<Client, ClientError> {
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .danger_accept_invalid_certs(opts.insecure)
-        .user_agent(concat!("order-metrics-loadgen/", env!("CARGO_PKG_VERSION")));
+        .user_agent(USER_AGENT);
     if opts.http2 {
         b = b.http2_prior_knowledge();
     }

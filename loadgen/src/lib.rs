@@ -10,14 +10,18 @@
 //! - [`scenario`]: shape options and TOML scenarios (phases with faults), bundled ones included.
 //! - [`cli`]: command line and environment, validated once into a [`RunConfig`].
 //! - [`client`]: the shared HTTP client, outcome classes, the fault API client.
+//! - [`h1`]: the hot-path HTTP/1.1 client and its connection pool, for plain-http targets.
 //! - [`recorder`]: counts and HdrHistograms (corrected, service, lag) per order type.
 //! - [`report`]: the end-of-run report, thresholds, text and JSON renderings.
 //! - [`telemetry`]: the generator's own metrics and their `/metrics` endpoint.
 //! - [`progress`]: the live progress line and the target-rate gauge.
+//! - [`pacer`]: wakes the dispatcher at each send time to the microsecond (timerfd).
 //! - [`runner`]: the run itself: embedded target, dispatch loop, drain; [`run`] is the entry.
 
 pub mod cli;
 pub mod client;
+pub mod h1;
+pub mod pacer;
 pub mod progress;
 pub mod recorder;
 pub mod report;

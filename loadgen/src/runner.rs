@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::cli::RunConfig;
 use crate::client::{AdminClient, ClientError, OrderClient};
+use crate::pacer::Pacer;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
 use crate::report::Report;
@@ -185,6 +186,7 @@ async fn dispatch(
     let mut next: [Option<f64>; 2] = [arrivals[0].next_due(), arrivals[1].next_due()];
     let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
     let mut scheduled: u64 = 0;
+    let mut pacer = Pacer::new();
     tokio::pin!(stop);
 
     let stopped_by = loop {
@@ -226,7 +228,7 @@ async fn dispatch(
             tokio::select! {
                 biased;
                 () = &mut stop => break "interrupted",
-                () = tokio::time::sleep_until(at) => {}
+                () = pacer.until(at) => {}
             }
         }
         recorder.scheduled(t);
