@@ -111,7 +111,9 @@ struct Inner {
 }
 
 /// Plain http over HTTP/1.1 takes the lean path; https and `--http2` go through reqwest.
+/// There is one per run, behind the `Arc`, so the variants' sizes do not matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Transport {
     Plain(crate::h1::Pool),
     Reqwest(Client),
@@ -143,24 +145,29 @@ impl OrderClient {
     /// Sends one order and classifies the outcome. The body is read in full so the
     /// connection goes back to the pool.
     pub async fn send(&self, t: OrderType) -> OutcomeClass {
-        let client = match &self.0.transport {
-            Transport::Plain(pool) => return pool.send(t).await,
-            Transport::Reqwest(c) => c,
-        };
-        match client.get(self.0.urls[t.index()].clone()).send().await {
-            Ok(resp) => {
-                let class = OutcomeClass::from_status(resp.status().as_u16());
-                match resp.bytes().await {
-                    Ok(_) => class,
-                    Err(e) => OutcomeClass::from_error(&e),
-                }
-            }
-            Err(e) => OutcomeClass::from_error(&e),
+        match &self.0.transport {
+            Transport::Plain(pool) => pool.send(t).await,
+            // Boxed: reqwest's future is several times the size of the plain path's, and every
+            // request task would otherwise carry (and copy) room for it.
+            Transport::Reqwest(c) => Box::pin(send_reqwest(c, &self.0.urls[t.index()])).await,
         }
     }
 
     pub fn url(&self, t: OrderType) -> &Url {
         &self.0.urls[t.index()]
+    }
+}
+
+async fn send_reqwest(client: &Client, url: &Url) -> OutcomeClass {
+    match client.get(url.clone()).send().await {
+        Ok(resp) => {
+            let class = OutcomeClass::from_status(resp.status().as_u16());
+            match resp.bytes().await {
+                Ok(_) => class,
+                Err(e) => OutcomeClass::from_error(&e),
+            }
+        }
+        Err(e) => OutcomeClass::from_error(&e),
     }
 }
 

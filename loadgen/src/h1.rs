@@ -67,7 +67,10 @@ impl Pool {
             HOST,
             HeaderValue::from_str(&authority).map_err(|_| target_err("invalid host"))?,
         );
-        headers.insert(USER_AGENT, HeaderValue::from_static(crate::client::USER_AGENT));
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(crate::client::USER_AGENT),
+        );
         for (k, v) in &opts.headers {
             let (name, value) = crate::client::header_pair(k, v)?;
             if name == HOST {

@@ -145,7 +145,11 @@ mod tests {
         // Only the precise timer is held to sub-millisecond waking; a loaded test machine
         // still gets a generous bound on the median.
         if p.is_precise() {
-            assert!(late[25] < Duration::from_micros(500), "median lag {:?}", late[25]);
+            assert!(
+                late[25] < Duration::from_micros(500),
+                "median lag {:?}",
+                late[25]
+            );
         }
         // A time already past returns at once.
         let t = Instant::now();

@@ -85,6 +85,9 @@ fn micros(d: Duration) -> u64 {
 #[derive(Debug)]
 pub struct Recorder {
     stats: Mutex<[TypeStats; 2]>,
+    /// Kept outside the lock: the dispatcher counts every due request, and at saturation
+    /// that lock was its busiest.
+    scheduled: [AtomicU64; 2],
     in_flight: AtomicU64,
     metrics: Option<Arc<LoadgenMetrics>>,
 }
@@ -93,6 +96,7 @@ impl Recorder {
     pub fn new(metrics: Option<Arc<LoadgenMetrics>>) -> Self {
         Recorder {
             stats: Mutex::new([TypeStats::new(), TypeStats::new()]),
+            scheduled: [AtomicU64::new(0), AtomicU64::new(0)],
             in_flight: AtomicU64::new(0),
             metrics,
         }
@@ -103,10 +107,23 @@ impl Recorder {
     }
 
     pub fn scheduled(&self, t: OrderType) {
-        self.lock()[t.index()].scheduled += 1;
+        self.scheduled_n(t, 1);
+    }
+
+    pub fn scheduled_n(&self, t: OrderType, n: u64) {
+        self.scheduled[t.index()].fetch_add(n, Ordering::Relaxed);
         if let Some(m) = &self.metrics {
-            m.scheduled(t);
+            m.scheduled(t, n);
         }
+    }
+
+    /// A copy of the stats with the scheduled counts filled in.
+    fn copy(&self, s: &[TypeStats; 2]) -> [TypeStats; 2] {
+        let mut out = s.clone();
+        for (o, n) in out.iter_mut().zip(&self.scheduled) {
+            o.scheduled = n.load(Ordering::Relaxed);
+        }
+        out
     }
 
     /// A request left `lag` after its intended time.
@@ -175,13 +192,13 @@ impl Recorder {
     }
 
     pub fn snapshot(&self) -> [TypeStats; 2] {
-        self.lock().clone()
+        self.copy(&self.lock())
     }
 
     /// Counts so far plus the corrected latency since the previous call.
     pub fn take_window(&self) -> [TypeStats; 2] {
         let mut s = self.lock();
-        let out = s.clone();
+        let out = self.copy(&s);
         for t in s.iter_mut() {
             t.window.reset();
         }

@@ -187,7 +187,10 @@ async fn dispatch(
     let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
     let mut scheduled: u64 = 0;
     let mut pacer = Pacer::new();
-    tokio::pin!(stop);
+    // One timer for the end of the run, made once: a new one per wait for a permit cost a
+    // timer registration per request at saturation.
+    let end = sleep_until_end(start, cfg.duration);
+    tokio::pin!(stop, end);
 
     let stopped_by = loop {
         let pick = match (next[0], next[1]) {
@@ -198,12 +201,12 @@ async fn dispatch(
         };
         // With a fixed length, a run whose next request falls after the end (or that has
         // nothing more due) waits the rest out, so "duration" always means the full duration.
-        if let Some(end) = cfg.duration {
-            if pick.is_none_or(|(_, due)| due >= end.as_secs_f64()) {
+        if let Some(length) = cfg.duration {
+            if pick.is_none_or(|(_, due)| due >= length.as_secs_f64()) {
                 tokio::select! {
                     biased;
                     () = &mut stop => break "interrupted",
-                    () = tokio::time::sleep_until(start + end) => break "duration",
+                    () = &mut end => break "duration",
                 }
             }
         }
@@ -220,7 +223,7 @@ async fn dispatch(
         // is counted as skipped below.
         if cfg
             .duration
-            .is_some_and(|end| Instant::now() >= start + end)
+            .is_some_and(|length| Instant::now() >= start + length)
         {
             break "duration";
         }
@@ -242,7 +245,7 @@ async fn dispatch(
                     next[i] = arrivals[i].next_due();
                     break "interrupted";
                 }
-                () = sleep_until_end(start, cfg.duration) => {
+                () = &mut end => {
                     recorder.skipped(t, 1);
                     next[i] = arrivals[i].next_due();
                     break "duration";
@@ -282,9 +285,7 @@ async fn dispatch(
                 n += 1;
                 next[i] = arrivals[i].next_due();
             }
-            for _ in 0..n {
-                recorder.scheduled(OrderType::ALL[i]);
-            }
+            recorder.scheduled_n(OrderType::ALL[i], n);
             recorder.skipped(OrderType::ALL[i], n);
         }
     }

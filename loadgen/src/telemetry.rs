@@ -143,8 +143,8 @@ impl LoadgenMetrics {
         })
     }
 
-    pub fn scheduled(&self, t: OrderType) {
-        self.scheduled[t.index()].increment(1);
+    pub fn scheduled(&self, t: OrderType, n: u64) {
+        self.scheduled[t.index()].increment(n);
     }
 
     pub fn sent(&self, t: OrderType, lag: Duration, late: bool) {

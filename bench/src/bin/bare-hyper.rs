@@ -41,7 +41,10 @@ struct Arrivals {
 impl Arrivals {
     fn note(&self) {
         let us = self.start.elapsed().as_micros() as u64;
-        self.times.lock().unwrap_or_else(|e| e.into_inner()).push(us);
+        self.times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(us);
     }
 
     fn write(&self, path: &str) -> std::io::Result<()> {
