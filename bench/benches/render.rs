@@ -6,39 +6,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use metrics::{Key, Label, Recorder};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
-use order_server::contract::LATENCY_BUCKETS;
-
-static META: metrics::Metadata<'static> =
-    metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
-
-/// A recorder exporting about `series` sample lines.
-fn recorder(series: usize) -> PrometheusRecorder {
-    let r = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .expect("buckets")
-        .build_recorder();
-    let groups = series.div_ceil(20);
-    for g in 0..groups {
-        let labels = |k: usize| {
-            vec![
-                Label::new("route", format!("/route{g}")),
-                Label::new("status", format!("{}", 200 + k)),
-            ]
-        };
-        let h = r.register_histogram(&Key::from_parts("bench_duration_seconds", labels(0)), &META);
-        for i in 0..50 {
-            h.record(0.001 * f64::from(i));
-        }
-        for k in 0..3 {
-            r.register_counter(&Key::from_parts("bench_requests_total", labels(k)), &META)
-                .increment(g as u64 + 1);
-        }
-    }
-    r.handle().run_upkeep();
-    r
-}
+use order_metrics_bench::recorder_with_series as recorder;
 
 fn render(c: &mut Criterion) {
     let mut group = c.benchmark_group("render");

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::contract::{method_label, OrderStatus, OrderType, Route};
 use crate::daily::DailyCounter;
 use crate::faults::{FaultRequest, FaultTable};
+use crate::scrape::ScrapeCache;
 use crate::sim::Simulator;
 use crate::telemetry::Telemetry;
 
@@ -37,6 +38,7 @@ pub struct App {
     daily: DailyCounter,
     sim: Simulator,
     faults: FaultTable,
+    scrape: Arc<ScrapeCache>,
     ready: AtomicBool,
     in_flight: AtomicU64,
     orders_in_progress: AtomicU64,
@@ -62,6 +64,7 @@ impl App {
             daily: DailyCounter::new(config.timezone, now),
             sim: Simulator::new(config.sim.clone()),
             faults: FaultTable::default(),
+            scrape: ScrapeCache::new(config.metrics_max_age),
             ready: AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
             orders_in_progress: AtomicU64::new(0),
@@ -201,13 +204,16 @@ impl App {
     }
 
     async fn metrics(self: &Arc<Self>) -> Response<Body> {
-        // Rendering walks every series; keep it off the async workers.
-        let app = Arc::clone(self);
-        match tokio::task::spawn_blocking(move || app.render_metrics()).await {
+        // The cache renders on the blocking pool (rendering walks every series), now or just
+        // before a steady scraper's next visit. Weak: a render planned ahead must not keep a
+        // server that has shut down alive.
+        let app = Arc::downgrade(self);
+        let render = move || app.upgrade().map(|a| a.render_metrics());
+        match self.scrape.scrape(render).await {
             Ok(text) => Response::builder()
                 .status(StatusCode::OK)
                 .header(CONTENT_TYPE, METRICS_CONTENT_TYPE)
-                .body(Full::new(Bytes::from(text)))
+                .body(Full::new(text))
                 .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "render failed")),
             Err(e) => error(
                 StatusCode::INTERNAL_SERVER_ERROR,

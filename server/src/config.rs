@@ -144,6 +144,12 @@ pub struct ServerArgs {
     #[arg(long, env = "ORDER_SERVER_METRICS", value_enum, default_value = "on")]
     pub metrics: Switch,
 
+    /// A scraper that comes at a steady interval gets /metrics rendered just before it asks,
+    /// at most this old, instead of waiting for the render; irregular scrapes render on the
+    /// spot. 0 renders on every scrape.
+    #[arg(long, env = "ORDER_SERVER_METRICS_MAX_AGE", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub metrics_max_age: Duration,
+
     /// Log format.
     #[arg(
         long,
@@ -189,6 +195,8 @@ pub struct Config {
     pub max_in_flight: u32,
     /// Per-request recording on (the default) or off (benchmark baseline).
     pub metrics: bool,
+    /// Oldest render a steady scraper may be given (zero: render on every scrape).
+    pub metrics_max_age: Duration,
     pub upkeep_interval: Duration,
     pub clock: Clock,
 }
@@ -203,6 +211,7 @@ impl std::fmt::Debug for Config {
             .field("header_timeout", &self.header_timeout)
             .field("body_timeout", &self.body_timeout)
             .field("max_in_flight", &self.max_in_flight)
+            .field("metrics_max_age", &self.metrics_max_age)
             .field("upkeep_interval", &self.upkeep_interval)
             .finish_non_exhaustive()
     }
@@ -220,6 +229,7 @@ impl Default for Config {
             body_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             metrics: true,
+            metrics_max_age: Duration::from_millis(250),
             upkeep_interval: Duration::from_secs(5),
             clock: Arc::new(Utc::now),
         }
@@ -273,6 +283,7 @@ impl ServerArgs {
             body_timeout: self.body_timeout,
             max_in_flight: self.max_in_flight,
             metrics: self.metrics == Switch::On,
+            metrics_max_age: self.metrics_max_age,
             ..Config::default()
         })
     }

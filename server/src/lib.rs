@@ -10,6 +10,7 @@
 //! - [`config`]: command line and environment, validated once into a [`Config`].
 //! - [`telemetry`]: the per-instance Prometheus recorder and pre-registered handles.
 //! - [`app`]: routing, order handlers, health, `/metrics`, the admin fault API.
+//! - [`scrape`]: `/metrics` rendered just before a steady scraper asks for it.
 //! - [`sim`]: simulated processing time, failures and order amounts (seeded).
 //! - [`faults`]: injected faults for alert drills, with expiry.
 //! - [`daily`]: orders since local midnight (the seed's daily gauge, done right).
@@ -34,6 +35,7 @@ pub mod daily;
 pub mod exposition;
 pub mod faults;
 pub mod healthcheck;
+pub mod scrape;
 pub mod server;
 pub mod sim;
 pub mod telemetry;
