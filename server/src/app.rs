@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -22,6 +22,7 @@ use crate::faults::{FaultRequest, FaultTable};
 use crate::scrape::ScrapeCache;
 use crate::sim::Simulator;
 use crate::telemetry::Telemetry;
+use crate::watchdog::Activity;
 
 /// Prometheus text format 0.0.4; Prometheus 3 refuses a scrape with a blank content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -103,40 +104,53 @@ impl App {
         self: Arc<Self>,
         req: Request<Incoming>,
         port: Port,
+        conn: Arc<Activity>,
     ) -> Result<Response<Body>, Infallible> {
         let start = Instant::now();
+        let busy = conn.begin();
         let _guard = InFlight::enter(&self);
         let mut route = Route::from_path(req.uri().path());
         if (route == Route::AdminFaults) != (port == Port::Admin) {
             route = Route::Other;
         }
         let method = method_label(req.method());
-        let mut resp = self.route(route, req).await;
+        let mut resp = self.route(route, req, start).await;
         if !self.is_ready() {
             // Draining: answer, then let hyper close the connection, so the client opens a
             // new one (refused) instead of losing a request on a connection we close.
             resp.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
+        let end = Instant::now();
+        busy.end(tokio::time::Instant::from_std(end));
         self.telemetry
-            .http_request(method, route, resp.status().as_u16(), start.elapsed());
+            .http_request(method, route, resp.status().as_u16(), end - start);
         Ok(resp)
     }
 
-    async fn route(self: &Arc<Self>, route: Route, req: Request<Incoming>) -> Response<Body> {
+    async fn route(
+        self: &Arc<Self>,
+        route: Route,
+        req: Request<Incoming>,
+        start: Instant,
+    ) -> Response<Body> {
         let m = req.method().clone();
         match route {
             Route::FoodOrder | Route::ClothingOrder => {
                 if m != Method::GET && m != Method::POST {
                     return method_not_allowed("GET, POST");
                 }
+                // Processing starts once the request is in: at arrival for a GET (one clock
+                // read fewer per order), after the body for a POST.
+                let mut start = start;
                 if m == Method::POST {
                     if let Err(resp) = read_body(req.into_body(), self.config.body_timeout).await {
                         return resp;
                     }
+                    start = Instant::now();
                 }
                 let t = route.order_type().unwrap_or(OrderType::Food);
-                self.order(t).await
+                self.order(t, tokio::time::Instant::from_std(start)).await
             }
             Route::Metrics if is_get(&m) => self.metrics().await,
             Route::Healthz if is_get(&m) => json_response(StatusCode::OK, &json!({"status": "ok"})),
@@ -159,8 +173,7 @@ impl App {
         }
     }
 
-    async fn order(&self, t: OrderType) -> Response<Body> {
-        let start = tokio::time::Instant::now();
+    async fn order(&self, t: OrderType, start: tokio::time::Instant) -> Response<Body> {
         self.telemetry.order_received(t);
         let Some(_slot) = OrderSlot::try_enter(self) else {
             // Shed at once: a bounded queue of work beats unbounded latency and memory.
@@ -337,25 +350,24 @@ async fn read_body(body: Incoming, timeout: std::time::Duration) -> Result<Bytes
 fn order_accepted(seq: u64, t: OrderType, amount: f64, items: u32) -> Response<Body> {
     // Amounts are whole cents (see sim.rs), so two integers print them exactly. itoa instead
     // of write!: the formatting machinery alone cost over a thousand instructions here.
+    // BytesMut: freezing it hands the buffer to the body as is, where `Bytes::from(String)`
+    // allocated again to shrink it.
     let cents = (amount * 100.0).round().max(0.0) as u64;
     let mut num = itoa::Buffer::new();
-    let mut body = String::with_capacity(96);
-    body.push_str(r#"{"success":true,"order_id":"#);
-    body.push_str(num.format(seq));
-    body.push_str(r#","order_type":""#);
-    body.push_str(t.as_str());
-    body.push_str(r#"","amount":"#);
-    body.push_str(num.format(cents / 100));
-    body.push('.');
+    let mut body = BytesMut::with_capacity(96);
+    body.put_slice(br#"{"success":true,"order_id":"#);
+    body.put_slice(num.format(seq).as_bytes());
+    body.put_slice(br#","order_type":""#);
+    body.put_slice(t.as_str().as_bytes());
+    body.put_slice(br#"","amount":"#);
+    body.put_slice(num.format(cents / 100).as_bytes());
     let frac = cents % 100;
-    if frac < 10 {
-        body.push('0');
-    }
-    body.push_str(num.format(frac));
-    body.push_str(r#","items":"#);
-    body.push_str(num.format(items));
-    body.push('}');
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    body.put_slice(if frac < 10 { b".0" } else { b"." });
+    body.put_slice(num.format(frac).as_bytes());
+    body.put_slice(br#","items":"#);
+    body.put_slice(num.format(items).as_bytes());
+    body.put_u8(b'}');
+    let mut resp = Response::new(Full::new(body.freeze()));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp

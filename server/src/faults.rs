@@ -2,6 +2,7 @@
 //! the table of active faults with their expiry, and the combined effect on one order. Faults
 //! always expire on their own, so a forgotten drill cannot break the service for long.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -166,11 +167,15 @@ pub struct ActiveFault {
 #[derive(Debug, Default)]
 pub struct FaultTable {
     slots: Mutex<[[Option<Active>; 3]; 2]>,
+    /// Whether any slot may be set: every order asks for its effect, and without a drill
+    /// running (nearly always) the answer needs no lock.
+    armed: AtomicBool,
 }
 
 impl FaultTable {
     pub fn activate(&self, fault: &Fault, now: Instant) {
         let mut slots = self.lock();
+        self.armed.store(true, Ordering::Release);
         for t in &fault.order_types {
             slots[t.index()][fault.kind.index()] = Some(Active {
                 until: now + fault.duration,
@@ -181,10 +186,15 @@ impl FaultTable {
     }
 
     pub fn clear(&self) {
-        *self.lock() = Default::default();
+        let mut slots = self.lock();
+        *slots = Default::default();
+        self.armed.store(false, Ordering::Release);
     }
 
     pub fn effect(&self, t: OrderType, now: Instant) -> FaultEffect {
+        if !self.armed.load(Ordering::Acquire) {
+            return FaultEffect::default();
+        }
         let slots = self.lock();
         let live = |k: FaultKind| slots[t.index()][k.index()].filter(|a| a.until > now);
         FaultEffect {

@@ -14,6 +14,7 @@
 //! - [`sim`]: simulated processing time, failures and order amounts (seeded).
 //! - [`faults`]: injected faults for alert drills, with expiry.
 //! - [`daily`]: orders since local midnight (the seed's daily gauge, done right).
+//! - [`watchdog`]: closes connections that send no request head in time (one timer each).
 //! - [`server`]: accept loops, HTTP/1.1 + h2c, upkeep, graceful drain; [`serve`] is the entry.
 //! - [`exposition`]: a reader of the text format, for tests and the load generator.
 //! - [`healthcheck`]: the container health probe subcommand.
@@ -39,6 +40,7 @@ pub mod scrape;
 pub mod server;
 pub mod sim;
 pub mod telemetry;
+pub mod watchdog;
 
 pub use config::{Cli, Config, ServerArgs};
 pub use server::{serve, serve_app, ServeError, ShutdownReport};

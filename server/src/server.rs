@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, Port};
 use crate::config::Config;
+use crate::watchdog::{self, Activity};
 
 /// Largest request head accepted; a larger one is answered 431 by hyper.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -53,7 +54,7 @@ pub async fn serve_app(
     shutdown: impl Future<Output = ()>,
 ) -> ShutdownReport {
     let cfg = app.config().clone();
-    let builder = http_builder(&cfg);
+    let builder = http_builder();
     let graceful = GracefulShutdown::new();
     let upkeep = tokio::spawn(upkeep_loop(Arc::clone(&app), cfg.upkeep_interval));
     let mut public = Acceptor::new(listener, Port::Public);
@@ -77,13 +78,16 @@ pub async fn serve_app(
         // Small JSON answers: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
-        let svc = service_fn(move |req| Arc::clone(&app).handle(req, port));
+        let activity = Arc::new(Activity::new(tokio::time::Instant::now()));
+        let reports = Arc::clone(&activity);
+        let svc = service_fn(move |req| Arc::clone(&app).handle(req, port, Arc::clone(&reports)));
         let conn = builder
             .serve_connection(TokioIo::new(stream), svc)
             .into_owned();
         let conn = graceful.watch(conn);
+        let header_timeout = cfg.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            if let Some(Err(e)) = watchdog::guard(conn, &activity, header_timeout).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
@@ -120,12 +124,11 @@ pub async fn serve_app(
 /// How long connections stay open for requests already on their way once draining starts.
 const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
-fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
+fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_timeout)
-        .max_buf_size(MAX_HEADER_BYTES);
+    // No timer for HTTP/1: without one hyper keeps no header-read timer per request; the
+    // watchdog enforces --header-timeout per connection instead (see watchdog.rs).
+    b.http1().max_buf_size(MAX_HEADER_BYTES);
     b.http2().timer(TokioTimer::new());
     b
 }
