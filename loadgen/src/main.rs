@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     };
     // On a worker thread, not in `block_on` on the main thread: the dispatcher then spawns
     // each request onto its own thread instead of waking another one, which cost a context
-    // switch per request (a quarter of the CPU at 2,000 requests/s).
+    // switch per request (about a fifth of the CPU at 2,000 requests/s).
     let result = runtime.block_on(async { tokio::spawn(loadgen::run(config, stop)).await });
     let report = match result {
         Ok(Ok(r)) => r,
