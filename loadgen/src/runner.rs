@@ -20,7 +20,7 @@ use crate::pacer::Pacer;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
 use crate::report::Report;
-use crate::schedule::Arrivals;
+use crate::schedule::{before_end, Arrivals};
 use crate::telemetry::{serve_metrics, LoadgenMetrics};
 
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +202,7 @@ async fn dispatch(
         // With a fixed length, a run whose next request falls after the end (or that has
         // nothing more due) waits the rest out, so "duration" always means the full duration.
         if let Some(length) = cfg.duration {
-            if pick.is_none_or(|(_, due)| due >= length.as_secs_f64()) {
+            if pick.is_none_or(|(_, due)| !before_end(due, length.as_secs_f64())) {
                 tokio::select! {
                     biased;
                     () = &mut stop => break "interrupted",
@@ -279,7 +279,7 @@ async fn dispatch(
         for i in 0..2 {
             let mut n = 0u64;
             while let Some(d) = next[i] {
-                if d > now || n >= 10_000_000 {
+                if !before_end(d, now) || n >= 10_000_000 {
                     break;
                 }
                 n += 1;

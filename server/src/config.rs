@@ -124,7 +124,9 @@ pub struct ServerArgs {
     #[arg(long, env = "ORDER_SERVER_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
-    /// Close connections whose request head has not arrived within this time (slowloris).
+    /// Close connections whose next request head has not arrived within this time of
+    /// opening or of the previous answer (slowloris, idle keep-alive); never one with a
+    /// request in progress.
     #[arg(long, env = "ORDER_SERVER_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
 
