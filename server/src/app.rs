@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
@@ -14,6 +13,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 use serde_json::json;
+// tokio's clock (std's outside paused-time tests): the same instants feed the order's fault
+// stall, the connection watchdog and the durations.
+use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::contract::{method_label, OrderStatus, OrderType, Route};
@@ -95,7 +97,7 @@ impl App {
         self.telemetry
             .set_orders_today(self.daily.snapshot((self.config.clock)()));
         self.telemetry
-            .set_faults(self.faults.active_matrix(tokio::time::Instant::now()));
+            .set_faults(self.faults.active_matrix(Instant::now()));
         self.telemetry.render()
     }
 
@@ -122,7 +124,7 @@ impl App {
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         let end = Instant::now();
-        busy.end(tokio::time::Instant::from_std(end));
+        busy.end(end);
         self.telemetry
             .http_request(method, route, resp.status().as_u16(), end - start);
         Ok(resp)
@@ -150,7 +152,7 @@ impl App {
                     start = Instant::now();
                 }
                 let t = route.order_type().unwrap_or(OrderType::Food);
-                self.order(t, tokio::time::Instant::from_std(start)).await
+                self.order(t, start).await
             }
             Route::Metrics if is_get(&m) => self.metrics().await,
             Route::Healthz if is_get(&m) => json_response(StatusCode::OK, &json!({"status": "ok"})),
@@ -173,7 +175,7 @@ impl App {
         }
     }
 
-    async fn order(&self, t: OrderType, start: tokio::time::Instant) -> Response<Body> {
+    async fn order(&self, t: OrderType, start: Instant) -> Response<Body> {
         self.telemetry.order_received(t);
         let Some(_slot) = OrderSlot::try_enter(self) else {
             // Shed at once: a bounded queue of work beats unbounded latency and memory.
@@ -243,7 +245,7 @@ impl App {
                 return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             }
         }
-        let now = tokio::time::Instant::now();
+        let now = Instant::now();
         match *req.method() {
             Method::GET => json_response(StatusCode::OK, &json!({"faults": self.faults.list(now)})),
             Method::DELETE => {
