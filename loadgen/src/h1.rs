@@ -22,17 +22,11 @@ use crate::client::{ClientError, ClientOptions, OutcomeClass};
 
 type Conn = SendRequest<Empty<Bytes>>;
 
-/// Where to connect: a name is resolved again for every new connection, so a Service whose
-/// address changes is followed the way a browser or reqwest would.
-#[derive(Debug, Clone)]
-enum Host {
-    Name(String),
-    Ip(std::net::IpAddr),
-}
-
 #[derive(Debug)]
 pub struct Pool {
-    host: Host,
+    /// Where to connect: a name is resolved again for every new connection, so a Service
+    /// whose address changes is followed the way a browser or reqwest would.
+    host: url::Host<String>,
     port: u16,
     heads: [(Uri, HeaderMap); 2],
     idle: Mutex<Vec<Conn>>,
@@ -51,12 +45,10 @@ impl Pool {
     pub fn new(urls: &[Url; 2], opts: &ClientOptions) -> Result<Self, ClientError> {
         let base = &urls[0];
         let target_err = |m: &str| ClientError::Target(base.to_string(), m.into());
-        let host = match base.host() {
-            Some(url::Host::Domain(d)) => Host::Name(d.to_owned()),
-            Some(url::Host::Ipv4(a)) => Host::Ip(a.into()),
-            Some(url::Host::Ipv6(a)) => Host::Ip(a.into()),
-            None => return Err(target_err("no host")),
-        };
+        let host = base
+            .host()
+            .map(|h| h.to_owned())
+            .ok_or_else(|| target_err("no host"))?;
         let port = base.port_or_known_default().unwrap_or(80);
         let authority = match base.port() {
             Some(p) => format!("{}:{p}", base.host_str().unwrap_or_default()),
@@ -174,8 +166,9 @@ impl Pool {
     async fn connect(&self) -> Result<Conn, Failure> {
         let connect = async {
             match &self.host {
-                Host::Ip(a) => TcpStream::connect((*a, self.port)).await,
-                Host::Name(n) => TcpStream::connect((n.as_str(), self.port)).await,
+                url::Host::Domain(n) => TcpStream::connect((n.as_str(), self.port)).await,
+                url::Host::Ipv4(a) => TcpStream::connect((*a, self.port)).await,
+                url::Host::Ipv6(a) => TcpStream::connect((*a, self.port)).await,
             }
         };
         let stream = match tokio::time::timeout(self.connect_timeout, connect).await {

@@ -45,6 +45,12 @@ fn raw_server(listener: TcpListener, one_per_connection: bool) -> Arc<Mutex<Vec<
     heads
 }
 
+async fn run(cfg: RunConfig) -> loadgen::Report {
+    loadgen::run(cfg, std::future::pending())
+        .await
+        .expect("run")
+}
+
 fn config(target: String, seconds: f64) -> RunConfig {
     let mut cfg = RunConfig::constant(Some(target), 40.0, 20.0);
     cfg.duration = Some(Duration::from_secs_f64(seconds));
@@ -61,9 +67,7 @@ async fn request_heads_carry_host_user_agent_extra_headers_and_the_base_path() {
         ("X-Tenant".into(), "blue".into()),
         ("Authorization".into(), "Bearer t0ken".into()),
     ];
-    let report = loadgen::run(cfg, std::future::pending())
-        .await
-        .expect("run");
+    let report = run(cfg).await;
     assert_eq!(report.total.ok, report.total.sent, "every order answered");
     let heads = heads.lock().expect("lock").clone();
     assert_eq!(heads.len() as u64, report.total.sent);
@@ -92,9 +96,7 @@ async fn a_host_header_given_by_the_user_replaces_the_default() {
     let heads = raw_server(listener, false);
     let mut cfg = config(format!("http://{addr}"), 0.2);
     cfg.client.headers = vec![("Host".into(), "orders.example".into())];
-    loadgen::run(cfg, std::future::pending())
-        .await
-        .expect("run");
+    run(cfg).await;
     let heads = heads.lock().expect("lock").clone();
     assert!(!heads.is_empty());
     for h in &heads {
@@ -108,12 +110,7 @@ async fn connections_the_server_closed_between_requests_are_not_reused() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let heads = raw_server(listener, true);
-    let report = loadgen::run(
-        config(format!("http://{addr}"), 1.0),
-        std::future::pending(),
-    )
-    .await
-    .expect("run");
+    let report = run(config(format!("http://{addr}"), 1.0)).await;
     assert!(report.total.sent >= 55, "{}", report.total.sent);
     assert_eq!(
         report.total.ok, report.total.sent,
@@ -130,12 +127,7 @@ async fn an_ipv6_loopback_target_works() {
     };
     let addr = listener.local_addr().expect("addr");
     let heads = raw_server(listener, false);
-    let report = loadgen::run(
-        config(format!("http://{addr}"), 0.3),
-        std::future::pending(),
-    )
-    .await
-    .expect("run");
+    let report = run(config(format!("http://{addr}"), 0.3)).await;
     assert!(report.total.sent > 0);
     assert_eq!(report.total.ok, report.total.sent);
     let heads = heads.lock().expect("lock").clone();

@@ -113,22 +113,32 @@ pub async fn guard<F: Future>(
 mod tests {
     use super::*;
 
+    /// Guards a connection that never ends by itself while `requests` run on it; returns when
+    /// the watchdog closed it, counted from the start.
+    async fn closed_after(
+        timeout: Duration,
+        a: &Activity,
+        requests: impl Future<Output = ()>,
+    ) -> Duration {
+        let started = Instant::now();
+        let (out, ()) = tokio::join!(guard(std::future::pending::<()>(), a, timeout), requests);
+        assert!(out.is_none());
+        started.elapsed()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_idle_connection_is_closed_after_the_timeout_from_its_last_answer() {
         let t = Duration::from_secs(10);
         let a = Activity::new(Instant::now());
-        // A connection that never ends by itself; requests come at 2 s and 9 s.
+        // Requests come at 2 s and 9 s.
         let started = Instant::now();
-        let conn = std::future::pending::<()>();
         let requests = async {
             for at in [2u64, 9] {
                 tokio::time::sleep_until(started + Duration::from_secs(at)).await;
                 a.begin().end(Instant::now());
             }
         };
-        let (out, ()) = tokio::join!(guard(conn, &a, t), requests);
-        assert!(out.is_none());
-        let closed = started.elapsed();
+        let closed = closed_after(t, &a, requests).await;
         assert!(
             closed >= Duration::from_secs(19) && closed < Duration::from_millis(19_100),
             "closed at {closed:?}, expected 10 s after the answer at 9 s"
@@ -139,16 +149,12 @@ mod tests {
     async fn a_long_request_is_never_cut_and_the_clock_restarts_at_its_answer() {
         let t = Duration::from_secs(1);
         let a = Activity::new(Instant::now());
-        let started = Instant::now();
-        let conn = std::future::pending::<()>();
         let request = async {
             let busy = a.begin();
             tokio::time::sleep(Duration::from_secs(5)).await; // a slow order
             drop(busy); // as when the handler is cancelled: still counts as answered
         };
-        let (out, ()) = tokio::join!(guard(conn, &a, t), request);
-        assert!(out.is_none());
-        let closed = started.elapsed();
+        let closed = closed_after(t, &a, request).await;
         assert!(
             closed >= Duration::from_secs(6) && closed < Duration::from_millis(6_100),
             "closed at {closed:?}"
