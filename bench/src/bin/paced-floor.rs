@@ -1,5 +1,5 @@
 //! The cheapest honest way to send requests at a fixed rate, as a floor to compare the load
-//! generator's CPU per request with (wrk2, the usual reference, is not packaged here): one
+//! generator's CPU per request with (beside wrk2, which is not packaged): one
 //! blocking keep-alive connection, the thread sleeps to each due time, writes a GET and
 //! blocks until the whole answer is in. No runtime, no timer wheel, no histogram: only the
 //! two wake-ups per request that any paced client pays. Prints the number of answers.

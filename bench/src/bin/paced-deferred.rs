@@ -1,0 +1,192 @@
+//! The cheapest paced client that still sends on time, as a second floor beside
+//! `paced-floor`: it wakes once per request instead of twice. The thread sleeps to each due
+//! time, reads whatever answers have arrived since the last wake (without blocking), then
+//! writes the next GET. An answer is timed by the kernel's receive timestamp
+//! (`SO_TIMESTAMPNS`), so reading it late does not make it look slow. No runtime, no
+//! histogram, a few keep-alive connections so an answer still on its way does not hold up
+//! the next send. Prints the number of answers and their mean latency.
+//!
+//!     paced-deferred 127.0.0.1:5101 RATE SECONDS
+
+use std::io::{IoSliceMut, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, AsRawFd};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use nix::sys::time::TimeSpec;
+
+const REQUEST: &[u8] = b"GET /makeFoodOrder HTTP/1.1\r\nHost: bench\r\n\r\n";
+const CONNECTIONS: usize = 4;
+
+type Result<T> = std::result::Result<T, String>;
+
+struct Conn {
+    s: TcpStream,
+    /// When the request in flight left (wall clock, ns), if one is in flight.
+    sent_ns: Option<u64>,
+    buf: Vec<u8>,
+    got: usize,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let parsed = match args.as_slice() {
+        [_, addr, rate, secs] => rate
+            .parse::<f64>()
+            .ok()
+            .zip(secs.parse::<f64>().ok())
+            .filter(|(r, s)| *r > 0.0 && *s > 0.0)
+            .map(|(r, s)| (addr.clone(), r, s)),
+        _ => None,
+    };
+    let Some((addr, rate, secs)) = parsed else {
+        eprintln!("usage: paced-deferred ADDR RATE SECONDS (RATE and SECONDS above 0)");
+        return ExitCode::from(2);
+    };
+    match run(&addr, rate, secs) {
+        Ok((n, mean_us)) => {
+            println!("{n} {mean_us:.1}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The kernel's receive timestamps are wall-clock time, so send times are too.
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn run(addr: &str, rate: f64, secs: f64) -> Result<(u64, f64)> {
+    let mut conns = (0..CONNECTIONS)
+        .map(|_| {
+            let s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+            s.set_nodelay(true).map_err(|e| e.to_string())?;
+            s.set_nonblocking(true).map_err(|e| e.to_string())?;
+            setsockopt(&s, sockopt::ReceiveTimestampns, &true).map_err(|e| e.to_string())?;
+            Ok(Conn {
+                s,
+                sent_ns: None,
+                buf: vec![0; 16 * 1024],
+                got: 0,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let n = (rate * secs) as u64;
+    let (mut answers, mut latency_ns) = (0u64, 0u64);
+    let start = Instant::now();
+    for i in 0..n {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        for c in conns.iter_mut().filter(|c| c.sent_ns.is_some()) {
+            if let Some(ns) = try_answer(c)? {
+                answers += 1;
+                latency_ns += ns;
+            }
+        }
+        let free = match conns.iter().position(|c| c.sent_ns.is_none()) {
+            Some(k) => k,
+            None => {
+                // Every connection still waits for its answer: block on the oldest.
+                let k = (0..conns.len())
+                    .min_by_key(|&k| conns[k].sent_ns)
+                    .unwrap_or(0);
+                answers += 1;
+                latency_ns += wait_answer(&mut conns[k])?;
+                k
+            }
+        };
+        let c = &mut conns[free];
+        c.sent_ns = Some(wall_ns());
+        c.s.write_all(REQUEST).map_err(|e| e.to_string())?;
+    }
+    for c in conns.iter_mut().filter(|c| c.sent_ns.is_some()) {
+        answers += 1;
+        latency_ns += wait_answer(c)?;
+    }
+    Ok((answers, latency_ns as f64 / answers.max(1) as f64 / 1e3))
+}
+
+/// Blocks (at most 10 s) until the connection's answer is complete; its latency in ns.
+fn wait_answer(c: &mut Conn) -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(ns) = try_answer(c)? {
+            return Ok(ns);
+        }
+        if Instant::now() >= deadline {
+            return Err("no answer within 10 s".into());
+        }
+        let mut fds = [PollFd::new(c.s.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::from(100u16)).map_err(|e| e.to_string())?;
+    }
+}
+
+/// Reads what has arrived without blocking; once the whole answer is in, frees the
+/// connection and returns the latency from the send to the kernel's receive time.
+fn try_answer(c: &mut Conn) -> Result<Option<u64>> {
+    let mut cmsg = nix::cmsg_space!(TimeSpec);
+    loop {
+        let got = c.got;
+        let mut iov = [IoSliceMut::new(&mut c.buf[got..])];
+        let (bytes, stamp) = match recvmsg::<()>(
+            c.s.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(m) => {
+                let stamp = m.cmsgs().ok().and_then(|mut it| {
+                    it.find_map(|x| match x {
+                        ControlMessageOwned::ScmTimestampns(t) => {
+                            Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+                        }
+                        _ => None,
+                    })
+                });
+                (m.bytes, stamp)
+            }
+            Err(Errno::EAGAIN) => return Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        if bytes == 0 {
+            return Err("the server closed the connection".into());
+        }
+        c.got += bytes;
+        if complete(&c.buf[..c.got])? {
+            c.got = 0;
+            let sent = c.sent_ns.take().unwrap_or(0);
+            return Ok(Some(stamp.unwrap_or_else(wall_ns).saturating_sub(sent)));
+        }
+        if c.got == c.buf.len() {
+            return Err("answer larger than 16 KiB".into());
+        }
+    }
+}
+
+/// Whether `buf` holds a whole answer with a Content-Length body.
+fn complete(buf: &[u8]) -> Result<bool> {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(false);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .ok_or("answer without content-length")?;
+    Ok(buf.len() >= end + 4 + len)
+}
