@@ -1,6 +1,6 @@
-//! How a request is sent: the lean HTTP/1.1 pool for plain http, or one shared reqwest client
-//! (rustls with an opt-out of verification, optional HTTP/2) for the rest, both with
-//! keep-alive, the timeout and extra headers; the order URLs,
+//! How a request is sent off the paced engine's path: one shared reqwest client (rustls with an
+//! opt-out of verification, optional HTTP/2) with keep-alive, the timeout and extra headers,
+//! for https, `--http2` and plain http off Linux; the order URLs,
 //! classification of every outcome into a closed set of classes, and the admin client that
 //! switches server faults on for scenario phases.
 
@@ -106,17 +106,10 @@ pub struct OrderClient(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    transport: Transport,
+    client: Client,
     urls: [Url; 2],
-}
-
-/// Plain http over HTTP/1.1 takes the lean path; https and `--http2` go through reqwest.
-/// There is one per run, behind the `Arc`, so the variants' sizes do not matter.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-enum Transport {
-    Plain(crate::h1::Pool),
-    Reqwest(Client),
+    /// Plain http over HTTP/1.1: on Linux the paced engine (`engine`) sends these itself.
+    plain: bool,
 }
 
 impl OrderClient {
@@ -134,23 +127,24 @@ impl OrderClient {
             food.map_err(|e| ClientError::Target(target.into(), e.to_string()))?,
             clothing.map_err(|e| ClientError::Target(target.into(), e.to_string()))?,
         ];
-        let transport = if urls[0].scheme() == "http" && !opts.http2 {
-            Transport::Plain(crate::h1::Pool::new(&urls, opts)?)
-        } else {
-            Transport::Reqwest(build_client(opts)?)
-        };
-        Ok(OrderClient(Arc::new(Inner { transport, urls })))
+        let plain = urls[0].scheme() == "http" && !opts.http2;
+        let client = build_client(opts)?;
+        Ok(OrderClient(Arc::new(Inner {
+            client,
+            urls,
+            plain,
+        })))
     }
 
     /// Sends one order and classifies the outcome. The body is read in full so the
     /// connection goes back to the pool.
     pub async fn send(&self, t: OrderType) -> OutcomeClass {
-        match &self.0.transport {
-            Transport::Plain(pool) => pool.send(t).await,
-            // Boxed: reqwest's future is several times the size of the plain path's, and every
-            // request task would otherwise carry (and copy) room for it.
-            Transport::Reqwest(c) => Box::pin(send_reqwest(c, &self.0.urls[t.index()])).await,
-        }
+        send_reqwest(&self.0.client, &self.0.urls[t.index()]).await
+    }
+
+    /// The order URLs when they are plain http over HTTP/1.1 (the paced engine's case).
+    pub fn plain_urls(&self) -> Option<&[Url; 2]> {
+        self.0.plain.then_some(&self.0.urls)
     }
 
     pub fn url(&self, t: OrderType) -> &Url {

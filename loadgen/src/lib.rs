@@ -9,8 +9,11 @@
 //! - [`schedule`]: pure rate model: shapes, phases, due times (uniform or Poisson), shards.
 //! - [`scenario`]: shape options and TOML scenarios (phases with faults), bundled ones included.
 //! - [`cli`]: command line and environment, validated once into a [`RunConfig`].
-//! - [`client`]: the shared HTTP client, outcome classes, the fault API client.
-//! - [`h1`]: the hot-path HTTP/1.1 client and its connection pool, for plain-http targets.
+//! - [`client`]: the reqwest client (https, HTTP/2, plain http off Linux), outcome classes,
+//!   the fault API client.
+//! - [`engine`]: the paced engine for plain-http targets on Linux: dispatch on its own thread,
+//!   one wake-up per request, answers timed by the kernel.
+//! - [`answer`]: incremental framing of HTTP/1.1 answers, for the engine.
 //! - [`recorder`]: counts and HdrHistograms (corrected, service, lag) per order type.
 //! - [`report`]: the end-of-run report, thresholds, text and JSON renderings.
 //! - [`telemetry`]: the generator's own metrics and their `/metrics` endpoint.
@@ -18,9 +21,11 @@
 //! - [`pacer`]: wakes the dispatcher at each send time to the microsecond (timerfd).
 //! - [`runner`]: the run itself: embedded target, dispatch loop, drain; [`run`] is the entry.
 
+pub mod answer;
 pub mod cli;
 pub mod client;
-pub mod h1;
+#[cfg(target_os = "linux")]
+pub mod engine;
 pub mod pacer;
 pub mod progress;
 pub mod recorder;

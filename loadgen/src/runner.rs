@@ -37,6 +37,8 @@ pub enum RunError {
     NoAdmin(String),
     #[error("fault API check failed: {0}")]
     Admin(String),
+    #[error("the paced engine failed: {0}")]
+    Engine(String),
 }
 
 /// An order server started in-process on loopback, for runs without `--target`.
@@ -142,6 +144,15 @@ pub async fn run(cfg: RunConfig, stop: impl Future<Output = ()>) -> Result<Repor
     let fault_task = admin.map(|a| tokio::spawn(inject_faults(a, cfg.faults.clone(), start)));
     let progress = Progress::start(&cfg, Arc::clone(&recorder), start);
 
+    #[cfg(target_os = "linux")]
+    let (stopped_by, elapsed) = match client.plain_urls() {
+        Some(urls) => {
+            let target = crate::engine::Target::new(urls, &cfg.client, cfg.max_in_flight)?;
+            dispatch_engine(&cfg, target, &recorder, start, stop).await?
+        }
+        None => dispatch(&cfg, &client, &recorder, start, stop).await,
+    };
+    #[cfg(not(target_os = "linux"))]
     let (stopped_by, elapsed) = dispatch(&cfg, &client, &recorder, start, stop).await;
 
     if let Some(t) = fault_task {
@@ -173,6 +184,116 @@ pub async fn run(cfg: RunConfig, stop: impl Future<Output = ()>) -> Result<Repor
     Ok(report)
 }
 
+/// Both order types' due times, merged: the earliest comes first.
+struct Schedule {
+    arrivals: [Arrivals; 2],
+    next: [Option<f64>; 2],
+}
+
+impl Schedule {
+    fn new(cfg: &RunConfig) -> Self {
+        let mut arrivals =
+            OrderType::ALL.map(|t| Arrivals::new(cfg.plan.clone(), t, cfg.arrivals, cfg.seed));
+        let next = [arrivals[0].next_due(), arrivals[1].next_due()];
+        Schedule { arrivals, next }
+    }
+
+    /// The earliest due request: its type's index and due time in seconds from the start.
+    fn peek(&self) -> Option<(usize, f64)> {
+        match (self.next[0], self.next[1]) {
+            (Some(a), Some(b)) => Some(if a <= b { (0, a) } else { (1, b) }),
+            (Some(a), None) => Some((0, a)),
+            (None, Some(b)) => Some((1, b)),
+            (None, None) => None,
+        }
+    }
+
+    fn advance(&mut self, i: usize) {
+        self.next[i] = self.arrivals[i].next_due();
+    }
+
+    /// Takes the earliest due request off the schedule.
+    #[cfg(target_os = "linux")]
+    fn pop(&mut self) -> Option<(OrderType, f64)> {
+        let (i, due) = self.peek()?;
+        self.advance(i);
+        Some((OrderType::ALL[i], due))
+    }
+
+    /// After a run stopped early or at its end: requests already due but never sent are
+    /// reported as scheduled and skipped, not silently dropped.
+    fn count_unsent(
+        &mut self,
+        cfg: &RunConfig,
+        recorder: &Recorder,
+        stopped_by: &str,
+        elapsed: Duration,
+    ) {
+        if stopped_by != "interrupted" && stopped_by != "duration" {
+            return;
+        }
+        let now = match cfg.duration {
+            Some(end) if stopped_by == "duration" => end.as_secs_f64(),
+            _ => elapsed.as_secs_f64(),
+        };
+        for i in 0..2 {
+            let mut n = 0u64;
+            while let Some(d) = self.next[i] {
+                if !before_end(d, now) || n >= 10_000_000 {
+                    break;
+                }
+                n += 1;
+                self.advance(i);
+            }
+            recorder.scheduled_n(OrderType::ALL[i], n);
+            recorder.skipped(OrderType::ALL[i], n);
+        }
+    }
+}
+
+/// The paced engine on a thread of its own (see `engine`), with `stop` passed on as a flag.
+#[cfg(target_os = "linux")]
+async fn dispatch_engine(
+    cfg: &RunConfig,
+    target: crate::engine::Target,
+    recorder: &Arc<Recorder>,
+    start: Instant,
+    stop: impl Future<Output = ()>,
+) -> Result<(&'static str, Duration), RunError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = Arc::new(AtomicBool::new(false));
+    let limits = crate::engine::Limits {
+        duration: cfg.duration,
+        requests: cfg.requests,
+        drain: cfg.drain,
+    };
+    let mut schedule = Schedule::new(cfg);
+    let (rec, f) = (Arc::clone(recorder), Arc::clone(&flag));
+    let job = tokio::task::spawn_blocking(move || {
+        let out = crate::engine::run(
+            &target,
+            || schedule.pop(),
+            limits,
+            &rec,
+            start.into_std(),
+            &f,
+        );
+        (out, schedule)
+    });
+    tokio::pin!(stop, job);
+    let joined = tokio::select! {
+        r = &mut job => r,
+        () = &mut stop => {
+            flag.store(true, Ordering::Relaxed);
+            job.await
+        }
+    };
+    let (out, mut schedule) = joined.map_err(|e| RunError::Engine(e.to_string()))?;
+    let (stopped_by, elapsed) = out.map_err(|e| RunError::Engine(e.to_string()))?;
+    schedule.count_unsent(cfg, recorder, stopped_by, elapsed);
+    Ok((stopped_by, elapsed))
+}
+
 /// The open-model loop. Returns why it stopped and how long scheduling ran.
 async fn dispatch(
     cfg: &RunConfig,
@@ -181,9 +302,7 @@ async fn dispatch(
     start: Instant,
     stop: impl Future<Output = ()>,
 ) -> (&'static str, Duration) {
-    let mut arrivals =
-        OrderType::ALL.map(|t| Arrivals::new(cfg.plan.clone(), t, cfg.arrivals, cfg.seed));
-    let mut next: [Option<f64>; 2] = [arrivals[0].next_due(), arrivals[1].next_due()];
+    let mut schedule = Schedule::new(cfg);
     let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
     let mut scheduled: u64 = 0;
     let mut pacer = Pacer::new();
@@ -193,12 +312,7 @@ async fn dispatch(
     tokio::pin!(stop, end);
 
     let stopped_by = loop {
-        let pick = match (next[0], next[1]) {
-            (Some(a), Some(b)) => Some(if a <= b { (0, a) } else { (1, b) }),
-            (Some(a), None) => Some((0, a)),
-            (None, Some(b)) => Some((1, b)),
-            (None, None) => None,
-        };
+        let pick = schedule.peek();
         // With a fixed length, a run whose next request falls after the end (or that has
         // nothing more due) waits the rest out, so "duration" always means the full duration.
         if let Some(length) = cfg.duration {
@@ -242,12 +356,12 @@ async fn dispatch(
                 biased;
                 () = &mut stop => {
                     recorder.skipped(t, 1);
-                    next[i] = arrivals[i].next_due();
+                    schedule.advance(i);
                     break "interrupted";
                 }
                 () = &mut end => {
                     recorder.skipped(t, 1);
-                    next[i] = arrivals[i].next_due();
+                    schedule.advance(i);
                     break "duration";
                 }
                 p = Arc::clone(&permits).acquire_owned() => match p {
@@ -266,29 +380,11 @@ async fn dispatch(
             rec.completed(t, class, done - at, done - sent);
             drop(permit);
         });
-        next[i] = arrivals[i].next_due();
+        schedule.advance(i);
     };
 
     let elapsed = start.elapsed();
-    if stopped_by == "interrupted" || stopped_by == "duration" {
-        // Requests already due but not sent are reported, not silently dropped.
-        let now = match cfg.duration {
-            Some(end) if stopped_by == "duration" => end.as_secs_f64(),
-            _ => elapsed.as_secs_f64(),
-        };
-        for i in 0..2 {
-            let mut n = 0u64;
-            while let Some(d) = next[i] {
-                if !before_end(d, now) || n >= 10_000_000 {
-                    break;
-                }
-                n += 1;
-                next[i] = arrivals[i].next_due();
-            }
-            recorder.scheduled_n(OrderType::ALL[i], n);
-            recorder.skipped(OrderType::ALL[i], n);
-        }
-    }
+    schedule.count_unsent(cfg, recorder, stopped_by, elapsed);
     (stopped_by, elapsed)
 }
 

@@ -1,5 +1,6 @@
 //! Runs against the real order server on 127.0.0.1:0: counts per type, agreement with the
-//! server's own counters, a closed port, and thresholds deciding the exit code.
+//! server's own counters (over plain HTTP/1.1, the paced engine's path, and over HTTP/2, the
+//! async path), a closed port, and thresholds deciding the exit code.
 
 use std::time::Duration;
 
@@ -23,9 +24,20 @@ async fn server() -> (String, oneshot::Sender<()>) {
 
 #[tokio::test]
 async fn sends_the_scheduled_count_and_the_server_agrees() {
+    sends_and_the_server_agrees(false).await;
+}
+
+/// `--http2` takes the async dispatcher and reqwest (as https does) instead of the engine.
+#[tokio::test]
+async fn over_http2_too() {
+    sends_and_the_server_agrees(true).await;
+}
+
+async fn sends_and_the_server_agrees(http2: bool) {
     let (url, stop) = server().await;
     let mut cfg = RunConfig::constant(Some(url.clone()), 100.0, 50.0);
     cfg.duration = Some(Duration::from_secs(2));
+    cfg.client.http2 = http2;
     let report = loadgen::run(cfg, std::future::pending())
         .await
         .expect("run");

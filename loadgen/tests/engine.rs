@@ -1,0 +1,129 @@
+//! The paced engine (plain http on Linux) against raw TCP servers that answer in the ways
+//! HTTP/1.1 allows: chunked bodies, bodies that end when the connection does, error statuses,
+//! and answers held back for a while, which the engine reads at a later wake but must time
+//! by when they arrived.
+
+use std::time::Duration;
+
+use loadgen::RunConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Answers every request head with `answer` after `delay`; with `close_after` it closes the
+/// connection after each answer.
+async fn serve(answer: &'static [u8], delay: Duration, close_after: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    buf.drain(..end + 4);
+                    tokio::time::sleep(delay).await;
+                    if s.write_all(answer).await.is_err() || close_after {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn run(target: String, food: f64, clothing: f64, seconds: f64) -> loadgen::Report {
+    let mut cfg = RunConfig::constant(Some(target), food, clothing);
+    cfg.duration = Some(Duration::from_secs_f64(seconds));
+    loadgen::run(cfg, std::future::pending())
+        .await
+        .expect("run")
+}
+
+fn outcome(r: &loadgen::Report, class: &str) -> u64 {
+    r.total.outcomes.get(class).copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn chunked_answers_with_trailers_complete() {
+    let answer: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+        3\r\n{\"a\r\n4;x=y\r\n\":1}\r\n0\r\ntrailer: t\r\n\r\n";
+    let report = run(serve(answer, Duration::ZERO, false).await, 60.0, 20.0, 0.5).await;
+    assert!(report.total.sent >= 35, "{:?}", report.total);
+    assert_eq!(report.total.ok, report.total.sent, "{:?}", report.total);
+}
+
+#[tokio::test]
+async fn answers_that_end_with_the_connection_complete_and_are_not_reused() {
+    // No length, no chunking: the body is whatever comes before the close.
+    let answer: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nall of it";
+    let report = run(serve(answer, Duration::ZERO, true).await, 60.0, 0.0, 0.5).await;
+    assert!(report.total.sent >= 25, "{:?}", report.total);
+    assert_eq!(report.total.ok, report.total.sent, "{:?}", report.total);
+}
+
+#[tokio::test]
+async fn statuses_land_in_their_classes_and_broken_answers_in_other() {
+    let unavailable: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
+    let report = run(
+        serve(unavailable, Duration::ZERO, false).await,
+        40.0,
+        0.0,
+        0.5,
+    )
+    .await;
+    assert!(report.total.sent > 0);
+    assert_eq!(
+        outcome(&report, "5xx"),
+        report.total.sent,
+        "{:?}",
+        report.total
+    );
+
+    let missing: &[u8] = b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}";
+    let report = run(serve(missing, Duration::ZERO, false).await, 40.0, 0.0, 0.5).await;
+    assert_eq!(
+        outcome(&report, "4xx"),
+        report.total.sent,
+        "{:?}",
+        report.total
+    );
+
+    let garbage: &[u8] = b"SMTP ready\r\n\r\n";
+    let report = run(serve(garbage, Duration::ZERO, false).await, 40.0, 0.0, 0.5).await;
+    assert!(report.total.sent > 0);
+    assert_eq!(
+        outcome(&report, "other"),
+        report.total.sent,
+        "{:?}",
+        report.total
+    );
+}
+
+#[tokio::test]
+async fn an_answer_read_at_a_later_wake_is_timed_by_its_arrival() {
+    // At 4 orders/s the engine sleeps in 20 ms steps, so an answer arriving 25 ms after its
+    // request is read about 40 ms after it. Timed by the read, it would look 15 ms slow.
+    let answer: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+    let delay = Duration::from_millis(25);
+    let report = run(serve(answer, delay, false).await, 4.0, 0.0, 2.0).await;
+    let service = &report.total.latency_service;
+    assert!(service.count >= 6, "{:?}", report.total);
+    assert!(
+        service.min_ms >= 25.0,
+        "answers cannot beat the server's delay: {:?}",
+        report.total
+    );
+    assert!(
+        service.p50_ms < 30.0,
+        "service time is taken when the answer arrived, not when it was read: {:?}",
+        report.total
+    );
+}
