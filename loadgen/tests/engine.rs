@@ -1,7 +1,7 @@
 //! The paced engine (plain http on Linux) against raw TCP servers that answer in the ways
 //! HTTP/1.1 allows: chunked bodies, bodies that end when the connection does, error statuses,
-//! and answers held back for a while, which the engine reads at a later wake but must time
-//! by when they arrived.
+//! answers held back for a while, which the engine reads at a later wake but must time by
+//! when they arrived, and a request too large for one write.
 
 use std::time::Duration;
 
@@ -126,4 +126,45 @@ async fn an_answer_read_at_a_later_wake_is_timed_by_its_arrival() {
         "service time is taken when the answer arrived, not when it was read: {:?}",
         report.total
     );
+}
+
+#[tokio::test]
+async fn a_request_larger_than_the_socket_buffers_goes_out_in_pieces() {
+    // A 4 MiB header cannot leave in one write: the rest waits for the socket to drain.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut chunk = vec![0u8; 64 * 1024];
+                let mut tail: Vec<u8> = Vec::new();
+                loop {
+                    let n = match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    // Only the last three bytes of the previous read can start the end mark.
+                    tail.extend_from_slice(&chunk[..n]);
+                    if tail.windows(4).any(|w| w == b"\r\n\r\n") {
+                        tail.clear();
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if s.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    } else {
+                        let keep = tail.len().saturating_sub(3);
+                        tail.drain(..keep);
+                    }
+                }
+            });
+        }
+    });
+    let mut cfg = RunConfig::constant(Some(format!("http://{addr}")), 5.0, 0.0);
+    cfg.duration = Some(Duration::from_secs(1));
+    cfg.client.headers = vec![("X-Padding".into(), "p".repeat(4 << 20))];
+    let report = loadgen::run(cfg, std::future::pending())
+        .await
+        .expect("run");
+    assert!(report.total.sent >= 4, "{:?}", report.total);
+    assert_eq!(report.total.ok, report.total.sent, "{:?}", report.total);
 }

@@ -270,7 +270,11 @@ impl<'a> Pool<'a> {
         } else {
             &conn.unsent[..]
         };
-        let result = (&conn.stream).write(bytes);
+        let result = match (&conn.stream).write(bytes) {
+            // A full send buffer took nothing: the same as a partial write of no bytes.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+            other => other,
+        };
         match result {
             Ok(n) if n == bytes.len() => {
                 if !conn.unsent.is_empty() {
@@ -299,7 +303,6 @@ impl<'a> Pool<'a> {
                 }
                 conn.unsent = rest;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => self.fail(slot, now),
         }
     }
