@@ -1,6 +1,7 @@
 //! Runs a load test: starts the embedded target if there is none, serves the generator's own
 //! metrics, switches scenario faults on at their phase, and drives the open-model dispatch
-//! loop: each request leaves at its due time whether or not earlier ones have answered; the
+//! loop (the paced engine for plain http on Linux, an async loop on tokio otherwise): each
+//! request leaves at its due time whether or not earlier ones have answered; the
 //! in-flight cap delays (and counts) instead of dropping; stop by duration, request count, end
 //! of scenario or the `stop` future; then a bounded drain and the report.
 
@@ -144,21 +145,30 @@ pub async fn run(cfg: RunConfig, stop: impl Future<Output = ()>) -> Result<Repor
     let fault_task = admin.map(|a| tokio::spawn(inject_faults(a, cfg.faults.clone(), start)));
     let progress = Progress::start(&cfg, Arc::clone(&recorder), start);
 
+    // The engine drains its own connections before it returns: what it left in flight can
+    // no longer complete, so waiting for it again would only double the drain.
     #[cfg(target_os = "linux")]
-    let (stopped_by, elapsed) = match client.plain_urls() {
+    let (stopped_by, elapsed, drain_left) = match client.plain_urls() {
         Some(urls) => {
             let target = crate::engine::Target::new(urls, &cfg.client, cfg.max_in_flight)?;
-            dispatch_engine(&cfg, target, &recorder, start, stop).await?
+            let (by, took) = dispatch_engine(&cfg, target, &recorder, start, stop).await?;
+            (by, took, Duration::ZERO)
         }
-        None => dispatch(&cfg, &client, &recorder, start, stop).await,
+        None => {
+            let (by, took) = dispatch(&cfg, &client, &recorder, start, stop).await;
+            (by, took, cfg.drain)
+        }
     };
     #[cfg(not(target_os = "linux"))]
-    let (stopped_by, elapsed) = dispatch(&cfg, &client, &recorder, start, stop).await;
+    let (stopped_by, elapsed, drain_left) = {
+        let (by, took) = dispatch(&cfg, &client, &recorder, start, stop).await;
+        (by, took, cfg.drain)
+    };
 
     if let Some(t) = fault_task {
         t.abort();
     }
-    drain(&recorder, cfg.drain).await;
+    drain(&recorder, drain_left).await;
     progress.finish();
 
     let report = Report::build(

@@ -168,3 +168,33 @@ async fn a_request_larger_than_the_socket_buffers_goes_out_in_pieces() {
     assert!(report.total.sent >= 4, "{:?}", report.total);
     assert_eq!(report.total.ok, report.total.sent, "{:?}", report.total);
 }
+
+#[tokio::test]
+async fn the_drain_waits_once_for_answers_that_never_come() {
+    // Accepts connections and never answers. Requests still out when the drain runs out are
+    // reported as sent and not completed; the drain is waited once, not once per layer.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let mut cfg = RunConfig::constant(Some(format!("http://{addr}")), 10.0, 0.0);
+    cfg.duration = Some(Duration::from_millis(500));
+    cfg.drain = Duration::from_secs(1);
+    cfg.client.timeout = Duration::from_secs(30);
+    let started = std::time::Instant::now();
+    let report = loadgen::run(cfg, std::future::pending())
+        .await
+        .expect("run");
+    let took = started.elapsed();
+    assert!(report.total.sent >= 4, "{:?}", report.total);
+    assert_eq!(report.total.completed, 0, "{:?}", report.total);
+    assert!(took >= Duration::from_millis(1400), "drained for {took:?}");
+    assert!(
+        took < Duration::from_millis(2300),
+        "drained twice: {took:?}"
+    );
+}

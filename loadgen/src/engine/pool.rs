@@ -148,14 +148,14 @@ impl<'a> Pool<'a> {
             },
             None => return Err(req),
         };
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return Err(req);
+        };
         if !req.retried {
             req.sent = now;
             self.recorder
                 .sent(req.t, now.saturating_duration_since(req.at));
         }
-        let Some(conn) = self.conns[slot].as_mut() else {
-            return Err(req);
-        };
         conn.req = Some(req);
         if conn.state == State::Idle {
             conn.state = State::Busy {
@@ -499,7 +499,7 @@ impl<'a> Pool<'a> {
                     } else {
                         self.close(slot);
                     }
-                    self.finish_at(req, OutcomeClass::from_status(status), done);
+                    self.finish(req, OutcomeClass::from_status(status), done);
                     return;
                 }
                 // Closed before anything of the answer came: maybe a kept-alive connection
@@ -554,11 +554,8 @@ impl<'a> Pool<'a> {
         }
     }
 
-    fn finish(&self, req: InFlight, class: OutcomeClass, now: Instant) {
-        self.finish_at(req, class, now);
-    }
-
-    fn finish_at(&self, req: InFlight, class: OutcomeClass, done: Instant) {
+    /// Records the outcome of a request that ended at `done`.
+    fn finish(&self, req: InFlight, class: OutcomeClass, done: Instant) {
         self.recorder.completed(
             req.t,
             class,
