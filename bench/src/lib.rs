@@ -3,7 +3,10 @@
 //! the criterion micro-benchmarks in `benches/` (instrumentation cost per record, `/metrics`
 //! render time by series count), `scrape-timing` (how long a steady scraper waits for
 //! `/metrics` with and without the order server's scrape cache), and [`recorder_with_series`],
-//! the synthetic series both render measurements use. Nothing here is part of the product.
+//! the synthetic series both render measurements use; [`paced`] holds what the two floor
+//! clients share. Nothing here is part of the product.
+
+pub mod paced;
 
 use metrics::{Key, Label, Recorder};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};

@@ -18,8 +18,8 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
 use nix::sys::time::TimeSpec;
+use order_metrics_bench::paced::{self, REQUEST};
 
-const REQUEST: &[u8] = b"GET /makeFoodOrder HTTP/1.1\r\nHost: bench\r\n\r\n";
 const CONNECTIONS: usize = 4;
 
 type Result<T> = std::result::Result<T, String>;
@@ -33,30 +33,9 @@ struct Conn {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let parsed = match args.as_slice() {
-        [_, addr, rate, secs] => rate
-            .parse::<f64>()
-            .ok()
-            .zip(secs.parse::<f64>().ok())
-            .filter(|(r, s)| *r > 0.0 && *s > 0.0)
-            .map(|(r, s)| (addr.clone(), r, s)),
-        _ => None,
-    };
-    let Some((addr, rate, secs)) = parsed else {
-        eprintln!("usage: paced-deferred ADDR RATE SECONDS (RATE and SECONDS above 0)");
-        return ExitCode::from(2);
-    };
-    match run(&addr, rate, secs) {
-        Ok((n, mean_us)) => {
-            println!("{n} {mean_us:.1}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {addr}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    paced::main("paced-deferred", |addr, rate, secs| {
+        run(addr, rate, secs).map(|(n, mean_us)| format!("{n} {mean_us:.1}"))
+    })
 }
 
 /// The kernel's receive timestamps are wall-clock time, so send times are too.
@@ -166,7 +145,7 @@ fn try_answer(c: &mut Conn) -> Result<Option<u64>> {
             return Err("the server closed the connection".into());
         }
         c.got += bytes;
-        if complete(&c.buf[..c.got])? {
+        if paced::answer_complete(&c.buf[..c.got])? {
             c.got = 0;
             let sent = c.sent_ns.take().unwrap_or(0);
             return Ok(Some(stamp.unwrap_or_else(wall_ns).saturating_sub(sent)));
@@ -175,18 +154,4 @@ fn try_answer(c: &mut Conn) -> Result<Option<u64>> {
             return Err("answer larger than 16 KiB".into());
         }
     }
-}
-
-/// Whether `buf` holds a whole answer with a Content-Length body.
-fn complete(buf: &[u8]) -> Result<bool> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(false);
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-    let len = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .ok_or("answer without content-length")?;
-    Ok(buf.len() >= end + 4 + len)
 }

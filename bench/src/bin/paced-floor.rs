@@ -11,33 +11,14 @@ use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const REQUEST: &[u8] = b"GET /makeFoodOrder HTTP/1.1\r\nHost: bench\r\n\r\n";
+use order_metrics_bench::paced::{self, REQUEST};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let parsed = match args.as_slice() {
-        [_, addr, rate, secs] => rate
-            .parse::<f64>()
-            .ok()
-            .zip(secs.parse::<f64>().ok())
-            .filter(|(r, s)| *r > 0.0 && *s > 0.0)
-            .map(|(r, s)| (addr.clone(), r, s)),
-        _ => None,
-    };
-    let Some((addr, rate, secs)) = parsed else {
-        eprintln!("usage: paced-floor ADDR RATE SECONDS (RATE and SECONDS above 0)");
-        return ExitCode::from(2);
-    };
-    match run(&addr, rate, secs) {
-        Ok(n) => {
-            println!("{n}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {addr}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    paced::main("paced-floor", |addr, rate, secs| {
+        run(addr, rate, secs)
+            .map(|n| n.to_string())
+            .map_err(|e| e.to_string())
+    })
 }
 
 fn run(addr: &str, rate: f64, secs: f64) -> std::io::Result<u64> {
@@ -67,16 +48,7 @@ fn read_answer(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         got += k;
-        let Some(end) = buf[..got].windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-        let len = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .ok_or_else(|| std::io::Error::other("answer without content-length"))?;
-        if got >= end + 4 + len {
+        if paced::answer_complete(&buf[..got]).map_err(std::io::Error::other)? {
             return Ok(());
         }
     }
