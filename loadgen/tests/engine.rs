@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+mod support;
+
 use loadgen::RunConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -18,16 +20,7 @@ async fn serve(answer: &'static [u8], delay: Duration, close_after: bool) -> Str
         while let Ok((mut s, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    buf.drain(..end + 4);
+                while support::next_head(&mut s, &mut buf).await.is_some() {
                     tokio::time::sleep(delay).await;
                     if s.write_all(answer).await.is_err() || close_after {
                         return;

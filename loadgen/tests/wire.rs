@@ -6,8 +6,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod support;
+
 use loadgen::RunConfig;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 /// Serves `200 {}` to every request; with `one_per_connection` it closes each connection after
@@ -21,16 +23,7 @@ fn raw_server(listener: TcpListener, one_per_connection: bool) -> Arc<Mutex<Vec<
             let seen = Arc::clone(&seen);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head: Vec<u8> = buf.drain(..end + 4).collect();
+                while let Some(head) = support::next_head(&mut s, &mut buf).await {
                     seen.lock()
                         .expect("lock")
                         .push(String::from_utf8_lossy(&head).to_lowercase());
