@@ -1,7 +1,8 @@
 //! What the two floor clients (`paced-floor`, `paced-deferred`) share: their command line, the
-//! request they send, and where an answer with a Content-Length body ends.
+//! request they send, their pacing, and where an answer with a Content-Length body ends.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 /// The GET every floor client sends.
 pub const REQUEST: &[u8] = b"GET /makeFoodOrder HTTP/1.1\r\nHost: bench\r\n\r\n";
@@ -32,6 +33,15 @@ pub fn main(name: &str, run: impl FnOnce(&str, f64, f64) -> Result<String, Strin
             eprintln!("error: {addr}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Sleeps until request `i` of a run at `rate` per second that began at `start` is due.
+pub fn sleep_until_due(start: Instant, i: u64, rate: f64) {
+    let due = start + Duration::from_secs_f64(i as f64 / rate);
+    let now = Instant::now();
+    if due > now {
+        std::thread::sleep(due - now);
     }
 }
 

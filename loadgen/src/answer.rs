@@ -132,15 +132,13 @@ impl Answer {
                     }
                 }
                 Phase::Length(left) => {
-                    let k = left.min(rest.len() as u64);
-                    *at += k as usize;
-                    self.phase = match left - k {
+                    let Some(more) = take(left, rest, at) else {
+                        return Ok(false);
+                    };
+                    self.phase = match more {
                         0 => Phase::Done,
                         more => Phase::Length(more),
                     };
-                    if k == 0 {
-                        return Ok(false);
-                    }
                 }
                 Phase::ChunkSize => match httparse::parse_chunk_size(rest) {
                     Ok(httparse::Status::Complete((n, size))) => {
@@ -154,15 +152,13 @@ impl Answer {
                     Err(_) => return Err(FrameError::Malformed("bad chunk size".into())),
                 },
                 Phase::ChunkData(left) => {
-                    let k = left.min(rest.len() as u64);
-                    *at += k as usize;
-                    self.phase = match left - k {
+                    let Some(more) = take(left, rest, at) else {
+                        return Ok(false);
+                    };
+                    self.phase = match more {
                         0 => Phase::ChunkEnd,
                         more => Phase::ChunkData(more),
                     };
-                    if k == 0 {
-                        return Ok(false);
-                    }
                 }
                 Phase::ChunkEnd => {
                     if rest.len() < 2 {
@@ -193,6 +189,17 @@ impl Answer {
             }
         }
     }
+}
+
+/// Consumes up to `left` body bytes of `rest` (moving `at` past them); how many are still to
+/// come, or `None` when nothing had arrived to consume.
+fn take(left: u64, rest: &[u8], at: &mut usize) -> Option<u64> {
+    let k = left.min(rest.len() as u64);
+    if k == 0 {
+        return None;
+    }
+    *at += k as usize;
+    Some(left - k)
 }
 
 /// Where the body ends (RFC 9112, section 6.3) and whether the connection stays open.

@@ -64,11 +64,7 @@ fn run(addr: &str, rate: f64, secs: f64) -> Result<(u64, f64)> {
     let (mut answers, mut latency_ns) = (0u64, 0u64);
     let start = Instant::now();
     for i in 0..n {
-        let due = start + Duration::from_secs_f64(i as f64 / rate);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
+        paced::sleep_until_due(start, i, rate);
         for c in conns.iter_mut().filter(|c| c.sent_ns.is_some()) {
             if let Some(ns) = try_answer(c)? {
                 answers += 1;

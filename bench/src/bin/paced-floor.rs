@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use order_metrics_bench::paced::{self, REQUEST};
 
@@ -28,11 +28,7 @@ fn run(addr: &str, rate: f64, secs: f64) -> std::io::Result<u64> {
     let n = (rate * secs) as u64;
     let start = Instant::now();
     for i in 0..n {
-        let due = start + Duration::from_secs_f64(i as f64 / rate);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
+        paced::sleep_until_due(start, i, rate);
         s.write_all(REQUEST)?;
         read_answer(&mut s, &mut buf)?;
     }
