@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use order_server::contract::OrderType;
 
 use crate::recorder::Recorder;
-use crate::schedule::before_end;
+use crate::schedule::{before_end, tick_after};
 use pool::{InFlight, Pool};
 pub use target::Target;
 
@@ -33,12 +33,14 @@ pub struct Limits {
 }
 
 /// Runs the dispatch loop, taking due requests from `next_due` (order type, seconds from
-/// `start`), then the drain; returns why scheduling stopped and how long it ran. What the
-/// schedule still holds afterwards is the caller's to count as skipped.
+/// `start`), then the drain; returns why scheduling stopped and how long it ran. With a
+/// non-zero `tick` it wakes only on tick boundaries and sends everything due by then. What
+/// the schedule still holds afterwards is the caller's to count as skipped.
 pub fn run(
     target: &Target,
     mut next_due: impl FnMut() -> Option<(OrderType, f64)>,
     limits: Limits,
+    tick: Duration,
     recorder: &Recorder,
     start: Instant,
     stop: &AtomicBool,
@@ -47,6 +49,7 @@ pub fn run(
     // Wake-ups a few microseconds late, not the default 50 µs of timer slack.
     let _ = nix::sys::prctl::set_timerslack(1_000);
     let end = limits.duration.map(|d| start + d);
+    let (tick_s, length_s) = (tick.as_secs_f64(), limits.duration.map(|d| d.as_secs_f64()));
     let mut scheduled: u64 = 0;
     // The next due request, taken from the schedule but not yet sent.
     let mut next: Option<(OrderType, f64)> = next_due();
@@ -60,7 +63,10 @@ pub fn run(
         }
         pool.expire(now);
         pool.send_retries(now);
-        if end.is_some_and(|e| now >= e) {
+        // With ticks, the last tick boundary can fall on the end or after it: what fell due
+        // before the end still goes out then, as it would have at that boundary.
+        let at_end = end.is_some_and(|e| now >= e);
+        if at_end && tick.is_zero() {
             break "duration";
         }
         // Send what is due while connections allow.
@@ -83,7 +89,10 @@ pub fn run(
                 }
             }
             let at = start + Duration::from_secs_f64(due);
-            if at > now {
+            // With ticks, a request waits for its tick boundary even when something else
+            // (an answer, a look at the stop flag) wakes the loop earlier.
+            let look = start + Duration::from_secs_f64(tick_after(due, tick_s, length_s));
+            if at > now || look > now {
                 break;
             }
             if limits.requests.is_some_and(|n| scheduled >= n) {
@@ -101,6 +110,9 @@ pub fn run(
         }
         pool.send_retries(now);
         blocked |= pool.has_retries();
+        if at_end {
+            break "duration";
+        }
         if waiting.is_none() {
             if limits.requests.is_some_and(|n| scheduled >= n) {
                 break "requests";
@@ -113,7 +125,8 @@ pub fn run(
         // The next thing to do: the next due request, the end, a deadline, a look at the flag.
         let mut wake = now + MAX_SLEEP;
         if let Some((_, due)) = next.filter(|_| waiting.is_none()) {
-            wake = wake.min(start + Duration::from_secs_f64(due));
+            let look = tick_after(due, tick_s, length_s);
+            wake = wake.min(start + Duration::from_secs_f64(look));
         }
         if let Some(e) = end {
             wake = wake.min(e);

@@ -21,7 +21,7 @@ use crate::pacer::Pacer;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
 use crate::report::Report;
-use crate::schedule::{before_end, Arrivals};
+use crate::schedule::{before_end, tick_after, Arrivals};
 use crate::telemetry::{serve_metrics, LoadgenMetrics};
 
 #[derive(Debug, thiserror::Error)]
@@ -278,12 +278,14 @@ async fn dispatch_engine(
         drain: cfg.drain,
     };
     let mut schedule = Schedule::new(cfg);
+    let tick = cfg.tick;
     let (rec, f) = (Arc::clone(recorder), Arc::clone(&flag));
     let job = tokio::task::spawn_blocking(move || {
         let out = crate::engine::run(
             &target,
             || schedule.pop(),
             limits,
+            tick,
             &rec,
             start.into_std(),
             &f,
@@ -345,17 +347,22 @@ async fn dispatch(
         // The schedule can fall behind the clock (a target slower than the rate, the
         // in-flight cap full): the run still ends on time, and what was due but never sent
         // is counted as skipped below.
-        if cfg
-            .duration
-            .is_some_and(|length| Instant::now() >= start + length)
+        // With ticks, the last tick boundary can be the end itself: what fell due before the
+        // end still goes out then, as it would have at any other boundary.
+        if cfg.tick.is_zero()
+            && cfg
+                .duration
+                .is_some_and(|length| Instant::now() >= start + length)
         {
             break "duration";
         }
         if at > Instant::now() {
+            let end = cfg.duration.map(|d| d.as_secs_f64());
+            let look = tick_after(due, cfg.tick.as_secs_f64(), end);
             tokio::select! {
                 biased;
                 () = &mut stop => break "interrupted",
-                () = pacer.until(at) => {}
+                () = pacer.until(start + Duration::from_secs_f64(look)) => {}
             }
         }
         recorder.scheduled(t);

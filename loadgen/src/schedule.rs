@@ -219,6 +219,19 @@ pub fn before_end(due: f64, end: f64) -> bool {
     due < end - 1e-9
 }
 
+/// When a dispatcher that wakes once per `tick` seconds sends a request due at `due`: the
+/// first tick boundary from the start at or after it (`due` itself when `tick` is 0), but no
+/// later than the `end` of the run, so a request due before the end is never lost to a
+/// boundary after it. A due time a float hair past a boundary goes at that boundary; the
+/// dispatcher still sends nothing before its due time, so this decides only when it wakes.
+pub fn tick_after(due: f64, tick: f64, end: Option<f64>) -> f64 {
+    if tick <= 0.0 {
+        return due;
+    }
+    let boundary = ((due / tick - 1e-6).ceil() * tick).max(0.0);
+    end.map_or(boundary, |e| boundary.min(e))
+}
+
 /// Integration step for the cumulative rate; shapes change slowly compared with it.
 const SLICE: f64 = 0.005;
 /// With a zero rate for this long, no further request of this type is due.
@@ -350,6 +363,37 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-6
+    }
+
+    #[test]
+    fn tick_after_rounds_up_to_the_next_boundary() {
+        let ms = 0.001;
+        for (due, tick, end, want) in [
+            (0.0123, 0.0, None, 0.0123),    // no ticks: each at its own time
+            (0.0, ms, None, 0.0),           // on the start
+            (0.0005, ms, None, 0.001),      // between boundaries: the next one
+            (0.002, ms, None, 0.002),       // on a boundary: that one
+            (0.0021, 0.0005, None, 0.0025), // any tick length
+            (3.5, 0.25, Some(10.0), 3.5),
+            (0.95, 0.3, Some(1.0), 1.0), // the last boundary (1.2) is after the end
+            (0.0123, 0.0, Some(0.01), 0.0123), // no ticks: the end changes nothing
+        ] {
+            assert!(
+                close(tick_after(due, tick, end), want),
+                "{due} {tick} {end:?}"
+            );
+        }
+        // Due times summed from many steps land a hair off the boundary they are meant for.
+        let mut due = 0.0;
+        for _ in 0..10_000 {
+            due += 0.0001;
+        }
+        assert!(
+            (due - 1.0f64).abs() > 0.0,
+            "the sum is meant to miss 1.0 exactly"
+        );
+        assert!(close(tick_after(due, ms, None), 1.0));
+        assert!(close(tick_after(1.0 + 1e-7, ms, None), 1.001));
     }
 
     #[test]

@@ -32,6 +32,8 @@ fn bad_flags_name_the_flag_and_exit_2() {
         (&["--timeout", "0s"], "--timeout"),
         (&["--timeout", "soon"], "--timeout"),
         (&["--max-in-flight", "0"], "--max-in-flight"),
+        (&["--tick", "11ms"], "--tick must be at most 10ms"),
+        (&["--tick", "often"], "--tick"),
         (&["--duration", "0s"], "--duration"),
         (&["--max-error-ratio", "2"], "--max-error-ratio"),
         (&["--max-p99", "fast"], "--max-p99"),
