@@ -88,11 +88,9 @@ pub fn run(
                     break;
                 }
             }
-            let at = start + Duration::from_secs_f64(due);
             // With ticks, a request waits for its tick boundary even when something else
             // (an answer, a look at the stop flag) wakes the loop earlier.
-            let look = start + Duration::from_secs_f64(tick_after(due, tick_s, length_s));
-            if at > now || look > now {
+            if start + Duration::from_secs_f64(tick_after(due, tick_s, length_s)) > now {
                 break;
             }
             if limits.requests.is_some_and(|n| scheduled >= n) {
@@ -103,7 +101,7 @@ pub fn run(
             next = next_due();
             waiting = Some(InFlight {
                 t,
-                at,
+                at: start + Duration::from_secs_f64(due),
                 sent: now,
                 retried: false,
             });

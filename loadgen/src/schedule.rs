@@ -222,14 +222,14 @@ pub fn before_end(due: f64, end: f64) -> bool {
 /// When a dispatcher that wakes once per `tick` seconds sends a request due at `due`: the
 /// first tick boundary from the start at or after it (`due` itself when `tick` is 0), but no
 /// later than the `end` of the run, so a request due before the end is never lost to a
-/// boundary after it. A due time a float hair past a boundary goes at that boundary; the
-/// dispatcher still sends nothing before its due time, so this decides only when it wakes.
+/// boundary after it, and never before `due`. A due time that float sums put a hair past the
+/// boundary it was meant for goes then, not a whole tick later.
 pub fn tick_after(due: f64, tick: f64, end: Option<f64>) -> f64 {
     if tick <= 0.0 {
         return due;
     }
-    let boundary = ((due / tick - 1e-6).ceil() * tick).max(0.0);
-    end.map_or(boundary, |e| boundary.min(e))
+    let boundary = (due / tick - 1e-6).ceil() * tick;
+    end.map_or(boundary, |e| boundary.min(e)).max(due)
 }
 
 /// Integration step for the cumulative rate; shapes change slowly compared with it.
