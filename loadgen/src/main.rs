@@ -89,8 +89,8 @@ fn main() -> ExitCode {
         }
     }
     let code = loadgen::exit_code(&report);
-    if !report.target_reached {
-        eprintln!("error: the target was never reached (every request failed to connect)");
+    if let Some(why) = report.unreached() {
+        eprintln!("error: {why}");
     } else if code == exit::THRESHOLD {
         eprintln!("threshold missed");
     }

@@ -146,7 +146,8 @@ pub struct Report {
     pub clothing: TypeReport,
     pub total: TypeReport,
     pub thresholds: Vec<Check>,
-    /// Every request got an answer of some kind (false: e.g. nothing listening).
+    /// Some request got an answer (false: nothing listening, or nothing answered before
+    /// the drain ran out).
     pub target_reached: bool,
     pub passed: bool,
 }
@@ -198,6 +199,30 @@ impl Report {
             target_reached: reached || total_sent_is_zero(stats),
             passed,
         }
+    }
+
+    /// Why the target counts as not reached (`None` if it was): connections refused, or
+    /// accepted but with no answer before the drain ran out, in the run's own numbers.
+    pub fn unreached(&self) -> Option<String> {
+        if self.target_reached {
+            return None;
+        }
+        let t = &self.total;
+        let refused = t.outcomes["connect_error"];
+        let unanswered = t.sent.saturating_sub(t.completed);
+        let mut why = Vec::new();
+        if refused > 0 {
+            why.push(format!(
+                "{refused} of {} requests failed to connect",
+                t.sent
+            ));
+        }
+        if unanswered > 0 {
+            why.push(format!(
+                "{unanswered} got no answer before the drain ran out"
+            ));
+        }
+        Some(format!("the target was never reached: {}", why.join(", ")))
     }
 
     pub fn write_json(&self, w: &mut impl Write) -> io::Result<()> {
@@ -273,11 +298,8 @@ impl Report {
             lag.p50_ms, lag.p99_ms, lag.max_ms
         )?;
         writeln!(w, "corrected = from the intended send time (includes waiting caused by a slow target); service = from the actual send")?;
-        if !self.target_reached {
-            writeln!(
-                w,
-                "\nthe target was never reached: every request failed to connect"
-            )?;
+        if let Some(why) = self.unreached() {
+            writeln!(w, "\n{why}")?;
         }
         if !self.thresholds.is_empty() {
             writeln!(w)?;

@@ -230,6 +230,34 @@ async fn black_hole() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_accepts_but_never_answers_is_not_reported_as_refusing() {
+    let (addr, hole) = black_hole().await;
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(["--target", &format!("http://{addr}")])
+            .args(["--food-rate", "20", "--clothing-rate", "0"])
+            .args(["--duration", "500ms", "--drain", "300ms", "--no-progress"])
+            .output()
+    })
+    .await
+    .expect("task")
+    .expect("run loadgen");
+    hole.abort();
+    assert_eq!(out.status.code(), Some(2));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    for text in [&stdout, &stderr] {
+        assert!(
+            text.contains("got no answer before the drain ran out"),
+            "{text}"
+        );
+        assert!(!text.contains("failed to connect"), "{text}");
+    }
+}
+
 fn sigint(pid: u32) {
     let ok = Command::new("kill")
         .args(["-INT", &pid.to_string()])

@@ -87,6 +87,10 @@ async fn a_closed_port_is_reported_as_connect_errors() {
     assert_eq!(report.total.outcomes["connect_error"], 20);
     assert!(!report.target_reached);
     assert_eq!(loadgen::exit_code(&report), loadgen::exit::ERROR);
+    assert_eq!(
+        report.unreached().as_deref(),
+        Some("the target was never reached: 20 of 20 requests failed to connect")
+    );
 }
 
 #[tokio::test]
