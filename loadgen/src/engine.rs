@@ -24,6 +24,27 @@ pub use target::Target;
 /// The longest the engine sleeps without looking at the stop flag and at answers.
 const MAX_SLEEP: Duration = Duration::from_millis(20);
 
+/// Wake-ups a few microseconds late instead of the default 50 µs of timer slack, for as long
+/// as the engine runs: its thread belongs to tokio's blocking pool, and whatever runs there
+/// next gets the slack it had before.
+struct TimerSlack(Option<i32>);
+
+impl TimerSlack {
+    fn precise() -> Self {
+        let before = nix::sys::prctl::get_timerslack().ok();
+        let _ = nix::sys::prctl::set_timerslack(1_000);
+        TimerSlack(before)
+    }
+}
+
+impl Drop for TimerSlack {
+    fn drop(&mut self) {
+        if let Some(ns) = self.0.and_then(|ns| u64::try_from(ns).ok()) {
+            let _ = nix::sys::prctl::set_timerslack(ns);
+        }
+    }
+}
+
 /// Where the run ends, from its configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -46,8 +67,7 @@ pub fn run(
     stop: &AtomicBool,
 ) -> std::io::Result<(&'static str, Duration)> {
     let mut pool = Pool::new(target, recorder)?;
-    // Wake-ups a few microseconds late, not the default 50 µs of timer slack.
-    let _ = nix::sys::prctl::set_timerslack(1_000);
+    let _slack = TimerSlack::precise();
     let end = limits.duration.map(|d| start + d);
     let (tick_s, length_s) = (tick.as_secs_f64(), limits.duration.map(|d| d.as_secs_f64()));
     let mut scheduled: u64 = 0;
@@ -162,4 +182,24 @@ pub fn run(
     }
     pool.drain(limits.drain)?;
     Ok((stopped_by, elapsed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TimerSlack;
+    use nix::sys::prctl::get_timerslack;
+
+    #[test]
+    fn the_thread_gets_its_timer_slack_back() {
+        std::thread::spawn(|| {
+            let before = get_timerslack().expect("slack");
+            {
+                let _slack = TimerSlack::precise();
+                assert_eq!(get_timerslack().expect("slack"), 1_000);
+            }
+            assert_eq!(get_timerslack().expect("slack"), before);
+        })
+        .join()
+        .expect("thread");
+    }
 }
