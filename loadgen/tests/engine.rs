@@ -16,19 +16,7 @@ use tokio::net::TcpListener;
 async fn serve(answer: &'static [u8], delay: Duration, close_after: bool) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                while support::next_head(&mut s, &mut buf).await.is_some() {
-                    tokio::time::sleep(delay).await;
-                    if s.write_all(answer).await.is_err() || close_after {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    support::serve_raw(listener, answer, delay, close_after, |_| {});
     format!("http://{addr}")
 }
 

@@ -4,23 +4,13 @@
 
 use std::time::Duration;
 
+mod support;
+
 use loadgen::report::Thresholds;
 use loadgen::RunConfig;
 use order_server::exposition::Exposition;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-
-async fn server() -> (String, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut cfg = order_server::Config::default();
-    cfg.sim.enabled = false;
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(order_server::serve(listener, None, cfg, async {
-        let _ = stopped.await;
-    }));
-    (format!("http://{addr}"), stop)
-}
 
 #[tokio::test]
 async fn sends_the_scheduled_count_and_the_server_agrees() {
@@ -34,7 +24,7 @@ async fn over_http2_too() {
 }
 
 async fn sends_and_the_server_agrees(http2: bool) {
-    let (url, stop) = server().await;
+    let (url, stop) = support::order_server().await;
     let mut cfg = RunConfig::constant(Some(url.clone()), 100.0, 50.0);
     cfg.duration = Some(Duration::from_secs(2));
     cfg.client.http2 = http2;
@@ -95,7 +85,7 @@ async fn a_closed_port_is_reported_as_connect_errors() {
 
 #[tokio::test]
 async fn thresholds_decide_the_exit_code() {
-    let (url, stop) = server().await;
+    let (url, stop) = support::order_server().await;
     let mut cfg = RunConfig::constant(Some(url), 50.0, 50.0);
     cfg.requests = Some(50);
     cfg.thresholds = Thresholds {

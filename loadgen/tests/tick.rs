@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 mod support;
 
 use loadgen::RunConfig;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 const TICK: Duration = Duration::from_millis(50);
@@ -20,20 +19,9 @@ async fn stamping_server() -> (String, Arc<Mutex<Vec<Instant>>>) {
     let addr = listener.local_addr().expect("addr");
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&arrivals);
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let seen = Arc::clone(&seen);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                while support::next_head(&mut s, &mut buf).await.is_some() {
-                    seen.lock().expect("lock").push(Instant::now());
-                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-                    if s.write_all(answer).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+    support::serve_raw(listener, answer, Duration::ZERO, false, move |_| {
+        seen.lock().expect("lock").push(Instant::now());
     });
     (format!("http://{addr}"), arrivals)
 }
@@ -75,7 +63,7 @@ async fn requests_arrive_in_one_burst_per_tick_and_none_is_lost_at_the_end() {
 }
 
 async fn lag_stays_within_a_tick(http2: bool) {
-    let (url, stop) = order_server_on_loopback().await;
+    let (url, stop) = support::order_server().await;
     let mut cfg = config(url, TICK);
     cfg.client.http2 = http2;
     let report = loadgen::run(cfg, std::future::pending())
@@ -102,16 +90,4 @@ async fn the_engine_sends_within_a_tick_of_the_due_time() {
 #[tokio::test]
 async fn the_async_dispatcher_does_too() {
     lag_stays_within_a_tick(true).await;
-}
-
-async fn order_server_on_loopback() -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut cfg = order_server::Config::default();
-    cfg.sim.enabled = false;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(order_server::serve(listener, None, cfg, async {
-        let _ = stopped.await;
-    }));
-    (format!("http://{addr}"), stop)
 }

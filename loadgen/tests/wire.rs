@@ -9,7 +9,6 @@ use std::time::Duration;
 mod support;
 
 use loadgen::RunConfig;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 /// Serves `200 {}` to every request; with `one_per_connection` it closes each connection after
@@ -18,23 +17,19 @@ use tokio::net::TcpListener;
 fn raw_server(listener: TcpListener, one_per_connection: bool) -> Arc<Mutex<Vec<String>>> {
     let heads = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&heads);
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let seen = Arc::clone(&seen);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                while let Some(head) = support::next_head(&mut s, &mut buf).await {
-                    seen.lock()
-                        .expect("lock")
-                        .push(String::from_utf8_lossy(&head).to_lowercase());
-                    let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
-                    if s.write_all(answer).await.is_err() || one_per_connection {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    let answer =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+    support::serve_raw(
+        listener,
+        answer,
+        Duration::ZERO,
+        one_per_connection,
+        move |head| {
+            seen.lock()
+                .expect("lock")
+                .push(String::from_utf8_lossy(&head).to_lowercase());
+        },
+    );
     heads
 }
 
