@@ -1,22 +1,35 @@
-//! External tools the checks run (promtool and prometheus, amtool, check-jsonschema,
-//! kubernetes-validate): found on `PATH`; under `CI=true` a missing tool is a failure,
-//! elsewhere a loud skip that says how to install it. `scripts/test` installs them all.
+//! External tools the checks run, and where each comes from. Prometheus, promtool,
+//! Alertmanager and amtool are the project's own copies in `target/tools/bin`, fetched by
+//! `scripts/tools` from Debian unstable (never a system package, so a Prometheus 2 on `PATH`
+//! cannot stand in for them); check-jsonschema and kubernetes-validate come from `PATH`.
+//! Under `CI=true` a missing tool is a failure; elsewhere a loud skip that says how to get it.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Finds `name` on `PATH`. Panics under `CI=true` when it is missing (CI installs it, so a
-/// missing tool there is a broken set-up, never a pass); prints SKIPPED and returns `None`
-/// elsewhere.
+/// The tools `scripts/tools` provides, and where it puts them.
+const PROJECT_TOOLS: [&str; 4] = ["prometheus", "promtool", "alertmanager", "amtool"];
+
+/// The directory holding the project's Prometheus and Alertmanager binaries.
+pub fn project_tools_dir() -> PathBuf {
+    crate::repo_root().join("target/tools/bin")
+}
+
+/// Finds `name`. Panics under `CI=true` when it is missing (CI installs it, so a missing tool
+/// there is a broken set-up, never a pass); prints SKIPPED and returns `None` elsewhere.
 pub fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
+    let found = if PROJECT_TOOLS.contains(&name) {
+        Some(project_tools_dir().join(name)).filter(|p| p.is_file())
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
+    };
     if found.is_none() {
         let hint = format!(
-            "{name} not found: install it with `{}` (scripts/test does it)",
+            "{name} not found: get it with `{}` (scripts/test does it)",
             install_hint(name)
         );
         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -29,12 +42,31 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 
 fn install_hint(name: &str) -> &'static str {
     match name {
-        "promtool" | "prometheus" => "apt-get install -y prometheus",
-        "amtool" => "apt-get install -y prometheus-alertmanager",
+        "promtool" | "prometheus" | "alertmanager" | "amtool" => "bash scripts/tools",
         "check-jsonschema" => "python3 -m pip install check-jsonschema==0.39.0",
         "kubernetes-validate" => "python3 -m pip install kubernetes-validate==1.37.0",
         _ => "your package manager",
     }
+}
+
+/// The version a Prometheus-project binary reports (`prometheus, version 3.5.3+ds1 (...)`),
+/// as numbers: `[3, 5, 3]`.
+pub fn version_of(binary: &std::path::Path) -> Result<Vec<u64>, String> {
+    let out = run(Command::new(binary).arg("--version"))?;
+    let word = out
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .ok_or_else(|| format!("{}: no version in {out:?}", binary.display()))?;
+    parse_version(word).ok_or_else(|| format!("{}: cannot read version {word:?}", binary.display()))
+}
+
+/// `v3.13.3`, `3.5.3+ds1` or `0.34.1` as numbers; `None` for anything else.
+pub fn parse_version(text: &str) -> Option<Vec<u64>> {
+    let core = text.trim_start_matches('v');
+    let core = core.split(['+', '-']).next()?;
+    let parts: Option<Vec<u64>> = core.split('.').map(|p| p.parse().ok()).collect();
+    parts.filter(|p| p.len() == 3)
 }
 
 /// Runs a command and returns its combined output, or the output as the error when it fails.
@@ -51,5 +83,19 @@ pub fn run(cmd: &mut Command) -> Result<String, String> {
         Ok(text)
     } else {
         Err(format!("{cmd:?} failed ({}):\n{text}", out.status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_version;
+
+    #[test]
+    fn versions_read_from_tags_and_debian_builds() {
+        assert_eq!(parse_version("v3.13.3"), Some(vec![3, 13, 3]));
+        assert_eq!(parse_version("3.5.3+ds1"), Some(vec![3, 5, 3]));
+        assert_eq!(parse_version("0.34.1"), Some(vec![0, 34, 1]));
+        assert_eq!(parse_version("v3.13"), None);
+        assert_eq!(parse_version("latest"), None);
     }
 }

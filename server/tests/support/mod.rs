@@ -109,13 +109,13 @@ pub fn quiet_config() -> Config {
 
 /// Finds an external tool; under CI a missing tool is a failure, elsewhere a loud skip.
 pub fn tool(name: &str) -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
+    // The project's own promtool (scripts/tools), never whatever Prometheus is on PATH.
+    let found = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/tools/bin")
+        .join(name);
+    let found = found.is_file().then_some(found);
     if found.is_none() {
-        let hint = format!("{name} not found: install it with `apt-get install -y prometheus`");
+        let hint = format!("{name} not found: get it with `bash scripts/tools`");
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{hint} (required under CI)");
         }
