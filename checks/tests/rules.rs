@@ -31,7 +31,7 @@ fn promtool_checks_the_rules_and_the_config() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(out.contains("SUCCESS"), "{out}");
 
-    // The config as shipped: promtool 2.42 rejects keys only Prometheus 3 knows, and loads
+    // The config as shipped: promtool 3.5 rejects keys it does not know, and loads
     // the rule files the config names.
     let out = run(Command::new(&promtool)
         .args(["check", "config"])
