@@ -4,15 +4,24 @@
 //! process plumbing; the checks themselves are the integration tests in `tests/`.
 //!
 //! # Layout
-//! - [`tools`]: finds promtool and prometheus; a missing tool fails under `CI=true`.
+//! - [`tools`]: finds promtool, Prometheus, Alertmanager and the schema checkers; a missing
+//!   tool fails under `CI=true`.
 //! - [`promql`]: Grafana variable expansion and the metric selectors of an expression.
 //! - [`rules`]: rule files, their alerts and records, time compression for the end-to-end run.
 //! - [`dashboards`]: dashboard JSON, its queries, and the lint.
+//! - [`daemon`], [`compose`]: a server process on loopback, started with the compose
+//!   service's own flags.
 //! - [`prometheus`]: a Prometheus process on loopback and its HTTP query API.
+//! - [`alertmanager`]: an Alertmanager on loopback with the shipped config, and its alerts.
+//! - [`docker`]: the Dockerfile's build stage rehearsed on the host.
 
 use std::path::PathBuf;
 
+pub mod alertmanager;
+pub mod compose;
+pub mod daemon;
 pub mod dashboards;
+pub mod docker;
 pub mod prometheus;
 pub mod promql;
 pub mod rules;

@@ -1,14 +1,15 @@
-//! A real Prometheus server for the end-to-end check: started on a loopback port with a
-//! config and rule files written to a temporary directory, queried through its HTTP API, and
+//! A real Prometheus server for the end-to-end check: started on a loopback port the way the
+//! compose stack starts it (the service's `command` from `docker-compose.yml`), with a config
+//! and rule files written where the stack mounts them, queried through its HTTP API, and
 //! killed when dropped.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::daemon::Daemon;
 
 /// One sample of an instant query.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,10 +20,8 @@ pub struct Sample {
 
 #[derive(Debug)]
 pub struct Prometheus {
-    child: Child,
-    dir: tempfile::TempDir,
+    daemon: Daemon,
     pub addr: SocketAddr,
-    client: reqwest::Client,
 }
 
 /// A loopback port that was free a moment ago (for processes that cannot report the port
@@ -34,18 +33,21 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 impl Prometheus {
-    /// Starts `binary` on `addr` (a loopback address, see [`free_port`]) with `config` as
-    /// prometheus.yml and `files` (relative path, text) beside it, and waits until it reports
-    /// ready.
+    /// Starts `binary` on `addr` (a loopback address, see [`free_port`]) with the compose
+    /// service's flags: `config` is written as the mounted `/etc/prometheus/prometheus.yml`
+    /// and `files` (relative path, text) beside it, `/prometheus` is a scratch directory.
+    /// Waits until it reports ready.
     pub async fn start(
         binary: &Path,
+        root: &Path,
         addr: SocketAddr,
         config: &str,
         files: &[(String, String)],
     ) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        let etc = dir.path().join("etc");
         let write = |rel: &str, text: &str| {
-            let p = dir.path().join(rel);
+            let p = etc.join(rel);
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", p.display()))?;
             }
@@ -55,69 +57,26 @@ impl Prometheus {
         for (rel, text) in files {
             write(rel, text)?;
         }
-        if !addr.ip().is_loopback() {
-            return Err(format!("{addr}: Prometheus only runs on loopback here"));
-        }
-        let log = std::fs::File::create(dir.path().join("prometheus.log"))
-            .map_err(|e| format!("log file: {e}"))?;
-        let child = Command::new(binary)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--storage.tsdb.retention.time=1h")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let prom = Prometheus {
-            child,
-            dir,
-            addr,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .map_err(|e| format!("http client: {e}"))?,
-        };
-        prom.wait_ready(Duration::from_secs(30)).await?;
-        Ok(prom)
-    }
-
-    async fn wait_ready(&self, limit: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + limit;
-        let url = format!("http://{}/-/ready", self.addr);
-        loop {
-            if let Ok(r) = self.client.get(&url).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "Prometheus was not ready within {limit:?}; its log:\n{}",
-                    self.log()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let data = dir.path().join("data");
+        let mut args = crate::compose::command(
+            root,
+            "prometheus",
+            &[("/etc/prometheus", &etc), ("/prometheus", &data)],
+        )?;
+        args.push(format!("--web.listen-address={addr}"));
+        let daemon = Daemon::start("prometheus", binary, &args, dir, addr, "/-/ready").await?;
+        Ok(Prometheus { daemon, addr })
     }
 
     /// The tail of Prometheus's own log, for failure messages.
     pub fn log(&self) -> String {
-        let text =
-            std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        self.daemon.log()
     }
 
     async fn api(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, String> {
         let url = format!("http://{}{path}", self.addr);
         let body: Value = self
+            .daemon
             .client
             .post(&url)
             .form(form)
@@ -164,16 +123,7 @@ impl Prometheus {
 
     /// The health of every scrape target: (job, health, last error).
     pub async fn targets(&self) -> Result<Vec<(String, String, String)>, String> {
-        let url = format!("http://{}/api/v1/targets", self.addr);
-        let body: Value = self
-            .client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
+        let body = self.daemon.get_json("/api/v1/targets").await?;
         Ok(body["data"]["activeTargets"]
             .as_array()
             .into_iter()
@@ -187,12 +137,5 @@ impl Prometheus {
                 )
             })
             .collect())
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -1,8 +1,15 @@
-//! End to end on real components: a real Prometheus on loopback scrapes the real order server
-//! and load generator and evaluates the bundled rules. The load generator runs the bundled
-//! error-burst scenario; every dashboard query must return data during the healthy baseline,
-//! and the error-budget page must appear during the burst and clear after it while traffic
-//! still flows.
+//! End to end on real components, the incident drill: a real Prometheus on loopback scrapes
+//! the real order server and load generator, evaluates the bundled rules and sends alerts to
+//! a real Alertmanager, both started with the compose stack's flags and the shipped
+//! `prometheus.yml` and `alertmanager.yml` (only the service-name targets become loopback
+//! ports). The load generator runs the bundled error-burst scenario:
+//! - healthy baseline: every dashboard query returns data, and no critical alert reaches
+//!   Alertmanager;
+//! - food error burst: the page (critical `OrderServiceErrorBudgetBurn`, `order_type="food"`)
+//!   reaches Alertmanager routed to the `page` receiver, and the ticket (warning) of the same
+//!   alert is inhibited while the page is active;
+//! - recovery: the page resolves in Alertmanager while traffic still flows, and the ticket is
+//!   no longer inhibited.
 //!
 //! Time is compressed so this takes under three minutes: the rules' windows and `for`
 //! durations are divided by 60 (5m -> 5s, 1h -> 1m, 6h -> 6m), scrapes and evaluations run
@@ -14,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use order_metrics_checks::alertmanager::{Alert, Alertmanager};
 use order_metrics_checks::dashboards::{self, Dashboard};
 use order_metrics_checks::prometheus::{free_port, Prometheus};
 use order_metrics_checks::tools::tool;
@@ -49,9 +57,19 @@ fn dashboard_vars(d: &Dashboard) -> Vec<(&'static str, &'static str)> {
     v
 }
 
+/// The food `OrderServiceErrorBudgetBurn` of `severity` among Alertmanager's alerts.
+fn burn<'a>(alerts: &'a [Alert], severity: &str) -> Option<&'a Alert> {
+    alerts.iter().find(|a| {
+        a.label("alertname") == Some("OrderServiceErrorBudgetBurn")
+            && a.label("order_type") == Some("food")
+            && a.label("severity") == Some(severity)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
-    let Some(prometheus_bin) = tool("prometheus") else {
+    let (Some(prometheus_bin), Some(alertmanager_bin)) = (tool("prometheus"), tool("alertmanager"))
+    else {
         return;
     };
     let root = repo_root();
@@ -73,6 +91,10 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
     ));
     let loadgen_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().expect("port")));
     let prom_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().expect("port")));
+    let am_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().expect("port")));
+    let am = Alertmanager::start(&alertmanager_bin, &root, am_addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // The shipped config, pointed at loopback and sped up.
     let config = std::fs::read_to_string(root.join("deploy/prometheus/prometheus.yml"))
@@ -83,8 +105,7 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
             ("order-server:5001", &server_addr.to_string()),
             ("loadgen:9464", &loadgen_addr.to_string()),
             ("localhost:9090", &prom_addr.to_string()),
-            // Nothing listens there: alerts are checked in Prometheus, not delivered.
-            ("alertmanager:9093", "127.0.0.1:9"),
+            ("alertmanager:9093", &am_addr.to_string()),
             ("scrape_interval: 5s", "scrape_interval: 1s"),
             ("scrape_timeout: 4s", "scrape_timeout: 1s"),
             ("evaluation_interval: 15s", "evaluation_interval: 1s"),
@@ -99,7 +120,7 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
             rules::compress(&text, COMPRESSION).expect("compress"),
         ));
     }
-    let prom = Prometheus::start(&prometheus_bin, prom_addr, &config, &files)
+    let prom = Prometheus::start(&prometheus_bin, &root, prom_addr, &config, &files)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -199,6 +220,15 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
         pages.is_empty(),
         "healthy traffic paged (or is about to): {pages:?}"
     );
+    let delivered = am.alerts().await.expect("Alertmanager alerts");
+    let critical: Vec<&Alert> = delivered
+        .iter()
+        .filter(|a| a.label("severity") == Some("critical"))
+        .collect();
+    assert!(
+        critical.is_empty(),
+        "healthy traffic put a critical alert into Alertmanager: {critical:?}"
+    );
     eprintln!(
         "baseline: {checked} panel queries returned data at {:?}",
         t0.elapsed()
@@ -209,6 +239,8 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
     let mut page_seen = None;
     let mut firing_seen = None;
     let mut annotations_seen = std::collections::BTreeSet::new();
+    let mut page_delivered = None;
+    let mut ticket_inhibited = None;
     while Instant::now() < burst_end - Duration::from_secs(1) {
         let hits = prom.query(&page_expr).await.expect("page expr");
         for h in &hits {
@@ -228,6 +260,25 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
         if !firing.is_empty() && firing_seen.is_none() {
             firing_seen = Some(t0.elapsed());
         }
+        let delivered = am.alerts().await.expect("Alertmanager alerts");
+        if let Some(page) = burn(&delivered, "critical") {
+            assert_eq!(
+                page.receivers,
+                ["page"],
+                "the page is routed to `page`: {page:?}"
+            );
+            page_delivered.get_or_insert(t0.elapsed());
+            if let Some(ticket) = burn(&delivered, "warning") {
+                if page.state == "active" {
+                    assert_eq!(
+                        (ticket.state.as_str(), &ticket.inhibited_by),
+                        ("suppressed", &vec![page.fingerprint.clone()]),
+                        "the ticket must be inhibited by the active page: {delivered:?}"
+                    );
+                    ticket_inhibited.get_or_insert(t0.elapsed());
+                }
+            }
+        }
         for (source, expr) in &annotation_queries {
             if !prom.query(expr).await.expect("annotation").is_empty() {
                 annotations_seen.insert(source.clone());
@@ -242,6 +293,15 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
         )
     });
     let firing_seen = firing_seen.expect("OrderServiceErrorBudgetBurn never fired");
+    let page_delivered = page_delivered.unwrap_or_else(|| {
+        panic!(
+            "the page never reached Alertmanager\n{}\n{}",
+            prom.log(),
+            am.log()
+        )
+    });
+    let ticket_inhibited = ticket_inhibited
+        .expect("the ticket never reached Alertmanager (inhibited) while the page was active");
     for (source, _) in &annotation_queries {
         assert!(
             annotations_seen.contains(source),
@@ -249,7 +309,9 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
         );
     }
     eprintln!(
-        "burst began at {BASELINE:?}: page expression from {page_seen:?}, alert firing from {firing_seen:?}"
+        "burst began at {BASELINE:?}: page expression from {page_seen:?}, alert firing from \
+         {firing_seen:?}, in Alertmanager from {page_delivered:?}, ticket inhibited from \
+         {ticket_inhibited:?}"
     );
 
     // --- Recovery: traffic goes on without errors; the page must clear before it ends.
@@ -277,9 +339,32 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
         BASELINE + BURST
     );
 
+    // Alertmanager hears of it: the page resolves there, and the ticket, still burning over
+    // its longer windows, is no longer inhibited.
+    let mut resolved = None;
+    while Instant::now() < recovery_end {
+        let delivered = am.alerts().await.expect("Alertmanager alerts");
+        if burn(&delivered, "critical").is_none() {
+            let ticket = burn(&delivered, "warning").expect("the ticket still fires");
+            assert_eq!(ticket.state, "active", "{ticket:?}");
+            assert_eq!(ticket.receivers, ["ticket"], "{ticket:?}");
+            resolved = Some(t0.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let resolved = resolved.unwrap_or_else(|| {
+        panic!(
+            "the page had not resolved in Alertmanager by the end of the recovery phase\n{}",
+            am.log()
+        )
+    });
+    eprintln!("page resolved in Alertmanager at {resolved:?}");
+
     let report = run.await.expect("loadgen task").expect("loadgen run");
     assert!(report.target_reached);
     drop(prom);
+    drop(am);
     let _ = stop_server.send(());
     server.await.expect("server task");
 }
