@@ -9,11 +9,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 use order_server::contract::{OrderType, LATENCY_BUCKETS};
+use order_server::render::SharedRender;
+use order_server::watchdog::{self, Activity};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::client::OutcomeClass;
 
@@ -190,13 +193,22 @@ impl LoadgenMetrics {
     }
 }
 
-/// Serves `GET /metrics` (any other path: 404) until `shutdown` completes.
+/// Connections the metrics endpoint serves at once; more wait in the kernel's backlog, so a
+/// port scanner cannot take the file descriptors the load connections need.
+pub const METRICS_MAX_CONNECTIONS: usize = 64;
+/// How long a metrics connection may wait for a request head (as the order server's
+/// `--header-timeout`): idle and slowloris connections are closed after it.
+pub const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `GET /metrics` (any other path: 404) over HTTP/1.1 until `shutdown` completes.
+/// HTTP/1.1 only (Prometheus scrapes over it): no h2c streams to multiply renders, at most
+/// [`METRICS_MAX_CONNECTIONS`] connections, each closed by the order server's watchdog after
+/// [`METRICS_HEADER_TIMEOUT`] without a request, and one render shared by concurrent scrapes.
 pub async fn serve_metrics(
     listener: TcpListener,
     metrics: Arc<LoadgenMetrics>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let upkeep = {
         let m = Arc::clone(&metrics);
         tokio::spawn(async move {
@@ -208,52 +220,79 @@ pub async fn serve_metrics(
             }
         })
     };
+    let renders = Arc::new(SharedRender::new());
+    let slots = Arc::new(Semaphore::new(METRICS_MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let accepted = tokio::select! {
             () = &mut shutdown => break,
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics listener: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            r = accept(&listener, &slots) => r,
         };
-        let m = Arc::clone(&metrics);
+        let Some((stream, slot)) = accepted else {
+            continue;
+        };
+        let (m, renders) = (Arc::clone(&metrics), Arc::clone(&renders));
+        let activity = Arc::new(Activity::new(tokio::time::Instant::now()));
+        let reports = Arc::clone(&activity);
         let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-            let m = Arc::clone(&m);
-            async move { Ok::<_, Infallible>(metrics_response(req.uri().path(), m).await) }
+            let (m, renders) = (Arc::clone(&m), Arc::clone(&renders));
+            let busy = Arc::clone(&reports);
+            async move {
+                let busy = busy.begin();
+                let resp = metrics_response(req.uri().path(), m, &renders).await;
+                drop(busy);
+                Ok::<_, Infallible>(resp)
+            }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
+        let conn = hyper::server::conn::http1::Builder::new()
+            .max_buf_size(16 * 1024)
+            .serve_connection(TokioIo::new(stream), svc);
         tokio::spawn(async move {
-            let _ = conn.await;
+            let _slot = slot;
+            let _ = watchdog::guard(conn, &activity, METRICS_HEADER_TIMEOUT).await;
         });
     }
     upkeep.abort();
 }
 
-async fn metrics_response(path: &str, m: Arc<LoadgenMetrics>) -> Response<Full<Bytes>> {
+/// The next connection once a slot is free; `None` after a failed accept (logged, waited).
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> Option<(tokio::net::TcpStream, OwnedSemaphorePermit)> {
+    let slot = Arc::clone(slots).acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((s, _)) => Some((s, slot)),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics listener: accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+async fn metrics_response(
+    path: &str,
+    m: Arc<LoadgenMetrics>,
+    renders: &SharedRender,
+) -> Response<Full<Bytes>> {
     let (status, ctype, body) = if path == "/metrics" {
-        match tokio::task::spawn_blocking(move || m.render()).await {
-            Ok(text) => (200, order_server::app::METRICS_CONTENT_TYPE, text),
+        match renders.render(move || Some(m.render())).await {
+            Ok((_, text)) => (200, order_server::app::METRICS_CONTENT_TYPE, text),
             Err(e) => (
                 500,
                 "application/json",
-                format!("{{\"error\":\"render failed: {e}\"}}"),
+                Bytes::from(format!("{{\"error\":\"{e}\"}}")),
             ),
         }
     } else {
         (
             404,
             "application/json",
-            "{\"error\":\"only /metrics is served here\"}".to_string(),
+            Bytes::from_static(b"{\"error\":\"only /metrics is served here\"}"),
         )
     };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

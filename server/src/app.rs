@@ -3,14 +3,16 @@
 //! counted and timed here under its route template, so the `route` label stays a closed set.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use serde::Serialize;
 use serde_json::json;
 // tokio's clock (std's outside paused-time tests): the same instants feed the order's fault
@@ -24,14 +26,49 @@ use crate::faults::{FaultRequest, FaultTable};
 use crate::scrape::ScrapeCache;
 use crate::sim::Simulator;
 use crate::telemetry::Telemetry;
-use crate::watchdog::Activity;
+use crate::watchdog::{Activity, Unsent};
 
 /// Prometheus text format 0.0.4; Prometheus 3 refuses a scrape with a blank content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Largest request body accepted (orders carry none; fault requests are tiny).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub type Body = Full<Bytes>;
+/// An answer's body: bytes in one piece, and for a `/metrics` text the watchdog's note that
+/// it is not sent yet, dropped with the body once hyper has sent it (see [`Activity::unsent`]).
+#[derive(Debug)]
+pub struct Body {
+    bytes: Full<Bytes>,
+    _unsent: Option<Unsent>,
+}
+
+impl Body {
+    pub fn new(bytes: impl Into<Bytes>) -> Self {
+        Body {
+            bytes: Full::new(bytes.into()),
+            _unsent: None,
+        }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.bytes).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.bytes.size_hint()
+    }
+}
 
 /// Shared state of one server instance.
 #[derive(Debug)]
@@ -116,7 +153,7 @@ impl App {
             route = Route::Other;
         }
         let method = method_label(req.method());
-        let mut resp = self.route(route, req, start).await;
+        let mut resp = self.route(route, req, start, &conn).await;
         if !self.is_ready() {
             // Draining: answer, then let hyper close the connection, so the client opens a
             // new one (refused) instead of losing a request on a connection we close.
@@ -135,6 +172,7 @@ impl App {
         route: Route,
         req: Request<Incoming>,
         start: Instant,
+        conn: &Arc<Activity>,
     ) -> Response<Body> {
         let m = req.method().clone();
         match route {
@@ -154,7 +192,7 @@ impl App {
                 let t = route.order_type().unwrap_or(OrderType::Food);
                 self.order(t, start).await
             }
-            Route::Metrics if is_get(&m) => self.metrics().await,
+            Route::Metrics if is_get(&m) => self.metrics(conn).await,
             Route::Healthz if is_get(&m) => json_response(StatusCode::OK, &json!({"status": "ok"})),
             Route::Readyz if is_get(&m) => {
                 if self.is_ready() {
@@ -218,7 +256,7 @@ impl App {
         order_accepted(seq, t, outcome.amount, outcome.items)
     }
 
-    async fn metrics(self: &Arc<Self>) -> Response<Body> {
+    async fn metrics(self: &Arc<Self>, conn: &Arc<Activity>) -> Response<Body> {
         // The cache renders on the blocking pool (rendering walks every series), now or just
         // before a steady scraper's next visit. Weak: a render planned ahead must not keep a
         // server that has shut down alive.
@@ -228,7 +266,10 @@ impl App {
             Ok(text) => Response::builder()
                 .status(StatusCode::OK)
                 .header(CONTENT_TYPE, METRICS_CONTENT_TYPE)
-                .body(Full::new(text))
+                .body(Body {
+                    bytes: Full::new(text),
+                    _unsent: Some(conn.unsent()),
+                })
                 .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "render failed")),
             Err(e) => error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -369,7 +410,7 @@ fn order_accepted(seq: u64, t: OrderType, amount: f64, items: u32) -> Response<B
     body.put_slice(br#","items":"#);
     body.put_slice(num.format(items).as_bytes());
     body.put_u8(b'}');
-    let mut resp = Response::new(Full::new(body.freeze()));
+    let mut resp = Response::new(Body::new(body.freeze()));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
@@ -377,7 +418,7 @@ fn order_accepted(seq: u64, t: OrderType, amount: f64, items: u32) -> Response<B
 
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    let mut resp = Response::new(Body::new(bytes));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

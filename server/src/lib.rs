@@ -11,6 +11,7 @@
 //! - [`telemetry`]: the per-instance Prometheus recorder and pre-registered handles.
 //! - [`app`]: routing, order handlers, health, `/metrics`, the admin fault API.
 //! - [`scrape`]: `/metrics` rendered just before a steady scraper asks for it.
+//! - [`render`]: one render at a time, shared by concurrent scrapes.
 //! - [`sim`]: simulated processing time, failures and order amounts (seeded).
 //! - [`faults`]: injected faults for alert drills, with expiry.
 //! - [`daily`]: orders since local midnight (the seed's daily gauge, done right).
@@ -36,6 +37,7 @@ pub mod daily;
 pub mod exposition;
 pub mod faults;
 pub mod healthcheck;
+pub mod render;
 pub mod scrape;
 pub mod server;
 pub mod sim;

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::task::{AbortHandle, JoinError};
+
+use crate::render::{RenderError, SharedRender};
 use tokio::time::Instant;
 
 /// The shortest head start a pre-render gets on the scrape it is for.
@@ -22,6 +24,8 @@ const MIN_LEAD: Duration = Duration::from_millis(20);
 pub struct ScrapeCache {
     max_age: Duration,
     state: Mutex<State>,
+    /// Renders on the spot, shared by the scrapes that arrive while one runs.
+    now: SharedRender,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +60,7 @@ impl ScrapeCache {
         Arc::new(ScrapeCache {
             max_age,
             state: Mutex::new(State::default()),
+            now: SharedRender::new(),
         })
     }
 
@@ -69,7 +74,7 @@ impl ScrapeCache {
 
     /// Answers one scrape. `render` runs on the blocking pool, now or ahead of the next
     /// scrape; it returns `None` when what it renders is gone (the server shut down).
-    pub async fn scrape<F>(self: &Arc<Self>, render: F) -> Result<Bytes, JoinError>
+    pub async fn scrape<F>(self: &Arc<Self>, render: F) -> Result<Bytes, RenderError>
     where
         F: Fn() -> Option<String> + Clone + Send + Sync + 'static,
     {
@@ -88,7 +93,7 @@ impl ScrapeCache {
         let text = match cached {
             Some(t) => t,
             None => {
-                let (started, text) = Self::render(render.clone()).await?;
+                let (started, text) = self.now.render(render.clone()).await?;
                 let mut s = self.lock();
                 s.stats.fresh += 1;
                 s.cost = started.elapsed();

@@ -129,9 +129,21 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
     // No timer for HTTP/1: without one hyper keeps no header-read timer per request; the
     // watchdog enforces --header-timeout per connection instead (see watchdog.rs).
     b.http1().max_buf_size(MAX_HEADER_BYTES);
-    b.http2().timer(TokioTimer::new());
+    // An order or a scrape needs one stream at a time; a few dozen per connection serve any
+    // real client, and bound what a flood of streams can make the server hold (their
+    // answers, their send buffers).
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_send_buf_size(H2_SEND_BUFFER)
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
     b
 }
+
+/// Concurrent HTTP/2 streams per connection.
+pub const MAX_H2_STREAMS: u32 = 32;
+/// Bytes of one stream's answer buffered ahead of the peer's flow-control window.
+const H2_SEND_BUFFER: usize = 64 * 1024;
 
 async fn upkeep_loop(app: Arc<App>, every: Duration) {
     let mut tick = tokio::time::interval(every);

@@ -1,12 +1,13 @@
 //! Closes a connection whose next request head has not arrived within `--header-timeout` of
 //! the connection opening or of its previous answer (slowloris, idle keep-alive), and never one
-//! with a request in progress. One timer per connection, moved only when it fires: hyper's own
+//! with a request in progress; also one whose large answer could not be sent within that time. One timer per connection, moved only when it fires: hyper's own
 //! header-read timeout registered and removed a timer for every request, about 1,000 of the
 //! server's 13,000 instructions per request (BENCHMARKS.md). Each request costs this two
 //! atomic updates instead.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 // tokio's Instant (the same clock as std's outside tests) so paused-time tests can drive it.
@@ -19,6 +20,10 @@ pub struct Activity {
     in_progress: AtomicU32,
     /// Nanoseconds from `opened` to the end of the last answer (0: none yet).
     last_answer: AtomicU64,
+    /// Large answers handed to hyper and not yet sent whole (see [`Unsent`]).
+    unsent: AtomicU32,
+    /// Nanoseconds from `opened` to when `unsent` last rose from zero.
+    unsent_since: AtomicU64,
 }
 
 impl Activity {
@@ -27,7 +32,28 @@ impl Activity {
             opened,
             in_progress: AtomicU32::new(0),
             last_answer: AtomicU64::new(0),
+            unsent: AtomicU32::new(0),
+            unsent_since: AtomicU64::new(0),
         }
+    }
+
+    /// A large answer (a `/metrics` text) is handed over for sending; the connection is
+    /// closed if some such answer has waited the whole timeout to be sent (a peer that opens
+    /// no flow-control window or stops reading), so no peer can pin it. Held by the body.
+    pub fn unsent(self: &Arc<Self>) -> Unsent {
+        if self.unsent.fetch_add(1, Ordering::AcqRel) == 0 {
+            let since = Instant::now().saturating_duration_since(self.opened);
+            self.unsent_since
+                .store(since.as_nanos() as u64, Ordering::Release);
+        }
+        Unsent(Arc::clone(self))
+    }
+
+    /// Whether an answer has been waiting to be sent since before `limit`.
+    fn stuck(&self, limit: Instant) -> bool {
+        self.unsent.load(Ordering::Acquire) > 0
+            && self.opened + Duration::from_nanos(self.unsent_since.load(Ordering::Acquire))
+                <= limit
     }
 
     /// A request head arrived; its handler runs until the guard is ended or dropped (a
@@ -50,6 +76,16 @@ impl Activity {
     /// When the connection last started waiting for a request head.
     fn idle_since(&self) -> Instant {
         self.opened + Duration::from_nanos(self.last_answer.load(Ordering::Relaxed))
+    }
+}
+
+/// A large answer not yet sent whole; dropped with its body.
+#[derive(Debug)]
+pub struct Unsent(Arc<Activity>);
+
+impl Drop for Unsent {
+    fn drop(&mut self) {
+        self.0.unsent.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -91,6 +127,10 @@ pub async fn guard<F: Future>(
             out = &mut conn => return Some(out),
             () = &mut sleep => {
                 let now = Instant::now();
+                if activity.stuck(now - timeout) {
+                    tracing::debug!("an answer waited the header timeout to be sent: closing");
+                    return None;
+                }
                 let next = if activity.in_progress.load(Ordering::Relaxed) > 0 {
                     // A request is being served (its body has its own timeout): the head
                     // came in. The clock for the next head starts when it is answered.
@@ -157,6 +197,29 @@ mod tests {
         let closed = closed_after(t, &a, request).await;
         assert!(
             closed >= Duration::from_secs(6) && closed < Duration::from_millis(6_100),
+            "closed at {closed:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_that_cannot_be_sent_closes_the_connection_despite_new_requests() {
+        let t = Duration::from_secs(1);
+        let a = Arc::new(Activity::new(Instant::now()));
+        let started = Instant::now();
+        let requests = async {
+            let _stuck = a.unsent(); // a /metrics body the peer never reads
+                                     // Meanwhile a request every 300 ms keeps the connection from looking idle.
+            loop {
+                a.begin().end(Instant::now());
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        };
+        let closed = tokio::select! {
+            out = guard(std::future::pending::<()>(), &a, t) => { assert!(out.is_none()); started.elapsed() }
+            () = requests => unreachable!(),
+        };
+        assert!(
+            closed <= Duration::from_millis(2_100),
             "closed at {closed:?}"
         );
     }

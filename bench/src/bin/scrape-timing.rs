@@ -53,7 +53,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Ok::<_, tokio::task::JoinError>((summary(cached), summary(fresh)))
+        Ok::<_, order_server::render::RenderError>((summary(cached), summary(fresh)))
     });
     match result {
         Ok((cached, fresh)) => {
@@ -83,7 +83,7 @@ async fn scraper(
     max_age: Duration,
     scrapes: usize,
     interval: Duration,
-) -> Result<Vec<f64>, tokio::task::JoinError> {
+) -> Result<Vec<f64>, order_server::render::RenderError> {
     let cache = ScrapeCache::new(max_age);
     let mut times = Vec::new();
     let start = tokio::time::Instant::now();

@@ -68,3 +68,13 @@ pub async fn order_server() -> (String, oneshot::Sender<()>) {
     }));
     (format!("http://{addr}"), stop)
 }
+
+/// A process's resident set size, from /proc.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}

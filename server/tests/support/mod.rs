@@ -1,9 +1,12 @@
-//! Test harness: an in-process order server on 127.0.0.1:0 with a shutdown trigger, and
-//! helpers to scrape and parse its `/metrics`.
+//! Test harness: an in-process order server on 127.0.0.1:0 with a shutdown trigger, the
+//! server binary as a child process (with its log lines and RSS), and helpers to scrape and
+//! parse `/metrics`.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc};
 
 use order_server::app::App;
 use order_server::exposition::Exposition;
@@ -122,4 +125,42 @@ pub fn tool(name: &str) -> Option<std::path::PathBuf> {
         eprintln!("SKIPPED: {hint}");
     }
     found
+}
+
+/// The server binary on 127.0.0.1:0 with JSON logs; returns it, its address and its log lines.
+pub fn spawn_server(extra: &[&str]) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_order-server"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn order-server");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = rx
+        .iter()
+        .find(|l| l.contains("order-server started"))
+        .expect("start-up line");
+    let line: serde_json::Value = serde_json::from_str(&started).expect("json log");
+    let addr = line["fields"]["listen"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("listen address in the start-up line");
+    (child, addr, rx)
+}
+
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
