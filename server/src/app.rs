@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Frame, Incoming, SizeHint};
 use serde::Serialize;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 // tokio's clock (std's outside paused-time tests): the same instants feed the order's fault
 // stall, the connection watchdog and the durations.
 use tokio::time::Instant;
@@ -231,8 +232,8 @@ impl App {
         };
         let seq = self.order_seq.fetch_add(1, Ordering::Relaxed);
         let fx = self.faults.effect(t, start);
-        if let Some(until) = fx.stall_until {
-            tokio::time::sleep_until(until).await;
+        if fx.stall_until.is_some() {
+            self.faults.wait_out_stall(t).await;
         }
         let in_flight = self.in_flight.load(Ordering::Relaxed).saturating_sub(1);
         let outcome = self.sim.draw(t, seq, in_flight, &fx);
@@ -282,7 +283,9 @@ impl App {
         if let Some(token) = &self.config.admin_token {
             let expected = format!("Bearer {token}");
             let given = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
-            if given != Some(expected.as_bytes()) {
+            // Constant time: how long the comparison takes says nothing about the token.
+            let matches = given.is_some_and(|g| bool::from(g.ct_eq(expected.as_bytes())));
+            if !matches {
                 return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             }
         }
@@ -299,7 +302,7 @@ impl App {
                     Ok(b) => b,
                     Err(resp) => return resp,
                 };
-                let fault = serde_json::from_slice::<FaultRequest>(&body)
+                let fault = FaultRequest::from_json(&body)
                     .map_err(|e| format!("invalid fault request: {e}"))
                     .and_then(|r| {
                         r.validate()

@@ -46,9 +46,23 @@ pub enum Command {
         #[arg(long, default_value = "/healthz", value_parser = parse_path)]
         path: String,
         /// Give up after this long.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "2s", value_parser = crate::config::parse_duration)]
         timeout: Duration,
     },
+}
+
+/// The longest duration any flag of either binary takes. Anything longer means a typo, and
+/// adding it to a clock reading would overflow.
+pub const MAX_FLAG_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A duration flag (`250ms`, `10s`, `2h`): humantime's syntax, at most a year. Used by both
+/// binaries' command lines, so clap's message names the flag whose value is out of range.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > MAX_FLAG_DURATION {
+        return Err(format!("{s:?} is longer than the limit of 366 days"));
+    }
+    Ok(d)
 }
 
 fn parse_path(s: &str) -> Result<String, String> {
@@ -100,11 +114,11 @@ pub struct ServerArgs {
     pub seed: u64,
 
     /// Median simulated processing time of a food order.
-    #[arg(long, env = "ORDER_SERVER_FOOD_LATENCY", default_value = "30ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ORDER_SERVER_FOOD_LATENCY", default_value = "30ms", value_parser = crate::config::parse_duration)]
     pub food_latency: Duration,
 
     /// Median simulated processing time of a clothing order.
-    #[arg(long, env = "ORDER_SERVER_CLOTHING_LATENCY", default_value = "45ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ORDER_SERVER_CLOTHING_LATENCY", default_value = "45ms", value_parser = crate::config::parse_duration)]
     pub clothing_latency: Duration,
 
     /// Spread of simulated processing time (sigma of the log-normal; 0 = constant).
@@ -121,18 +135,18 @@ pub struct ServerArgs {
     pub error_rate: f64,
 
     /// How long to wait for in-flight requests after SIGTERM / Ctrl-C before exiting.
-    #[arg(long, env = "ORDER_SERVER_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ORDER_SERVER_DRAIN_TIMEOUT", default_value = "10s", value_parser = crate::config::parse_duration)]
     pub drain_timeout: Duration,
 
     /// Close connections whose next request head has not arrived within this time of
     /// opening or of the previous answer (slowloris, idle keep-alive); never one with a
     /// request in progress.
-    #[arg(long, env = "ORDER_SERVER_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ORDER_SERVER_HEADER_TIMEOUT", default_value = "10s", value_parser = crate::config::parse_duration)]
     pub header_timeout: Duration,
 
     /// Answer 408 to a request whose body has not fully arrived within this time (slow
     /// uploads would otherwise hold an order slot forever).
-    #[arg(long, env = "ORDER_SERVER_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ORDER_SERVER_BODY_TIMEOUT", default_value = "10s", value_parser = crate::config::parse_duration)]
     pub body_timeout: Duration,
 
     /// Orders processed at once; beyond it new orders are shed at once with 503 and
@@ -149,7 +163,7 @@ pub struct ServerArgs {
     /// A scraper that comes at a steady interval gets /metrics rendered just before it asks,
     /// at most this old, instead of waiting for the render; irregular scrapes render on the
     /// spot. 0 renders on every scrape.
-    #[arg(long, env = "ORDER_SERVER_METRICS_MAX_AGE", default_value = "250ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ORDER_SERVER_METRICS_MAX_AGE", default_value = "250ms", value_parser = crate::config::parse_duration)]
     pub metrics_max_age: Duration,
 
     /// Log format.

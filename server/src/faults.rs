@@ -4,13 +4,17 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::contract::{FaultKind, OrderType};
 
+/// Shortest a single fault may last: a drill has to be seen by a scrape.
+pub const MIN_FAULT_DURATION: Duration = Duration::from_secs(1);
 /// Longest a single fault may last.
 pub const MAX_FAULT_DURATION: Duration = Duration::from_secs(3600);
 /// Largest extra latency a fault may add.
@@ -18,7 +22,10 @@ pub const MAX_EXTRA_LATENCY: Duration = Duration::from_secs(30);
 
 /// A fault request as posted to `POST /admin/faults`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a JSON object with kind, duration and, as the kind needs, order_type, error_rate or extra_latency"
+)]
 pub struct FaultRequest {
     /// `errors`, `latency` or `stall`.
     pub kind: String,
@@ -65,7 +72,22 @@ pub struct Fault {
     pub extra_latency: Duration,
 }
 
+/// What a fault request looks like, for the answer to one that does not.
+pub const FAULT_REQUEST_SHAPE: &str =
+    "a JSON object with kind, duration and, as the kind needs, order_type, error_rate or extra_latency";
+
 impl FaultRequest {
+    /// Reads a request body. Only a JSON object is a fault request (serde would also read an
+    /// array field by field, and name the Rust type when it fails).
+    pub fn from_json(body: &[u8]) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
+        if !value.is_object() {
+            return Err(format!("expected {FAULT_REQUEST_SHAPE}"));
+        }
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+
     pub fn validate(self) -> Result<Fault, FaultError> {
         let kind = match self.kind.as_str() {
             "errors" => FaultKind::Errors,
@@ -76,7 +98,7 @@ impl FaultRequest {
         let duration = humantime::parse_duration(&self.duration).map_err(|e| {
             FaultError::Duration(format!("{:?} is not a duration ({e})", self.duration))
         })?;
-        if duration.is_zero() || duration > MAX_FAULT_DURATION {
+        if duration < MIN_FAULT_DURATION || duration > MAX_FAULT_DURATION {
             return Err(FaultError::Duration(format!(
                 "{:?} is out of range: from 1s to 1h",
                 self.duration
@@ -170,6 +192,8 @@ pub struct FaultTable {
     /// Whether any slot may be set: every order asks for its effect, and without a drill
     /// running (nearly always) the answer needs no lock.
     armed: AtomicBool,
+    /// Woken when the table changes, so stalled orders notice a stall cleared or replaced.
+    changed: Notify,
 }
 
 impl FaultTable {
@@ -183,12 +207,35 @@ impl FaultTable {
                 extra_latency: fault.extra_latency,
             });
         }
+        drop(slots);
+        self.changed.notify_waiters();
     }
 
     pub fn clear(&self) {
         let mut slots = self.lock();
         *slots = Default::default();
         self.armed.store(false, Ordering::Release);
+        drop(slots);
+        self.changed.notify_waiters();
+    }
+
+    /// Holds an order of type `t` for as long as a stall of its type lasts: until the stall
+    /// ends, or at once when the stall is cleared or shortened (a drill that is called off
+    /// releases the orders it held).
+    pub async fn wait_out_stall(&self, t: OrderType) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before reading the table, so a change in between is not missed.
+            changed.as_mut().enable();
+            let Some(until) = self.effect(t, Instant::now()).stall_until else {
+                return;
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return,
+                () = &mut changed => {}
+            }
+        }
     }
 
     pub fn effect(&self, t: OrderType, now: Instant) -> FaultEffect {

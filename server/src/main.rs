@@ -91,7 +91,7 @@ fn init_logging(args: &ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Completes on the first SIGTERM or Ctrl-C.
+/// Completes on the first SIGTERM or Ctrl-C; a second one exits at once (130 or 143).
 ///
 /// The handlers are installed here, synchronously, before the caller logs "started": a
 /// supervisor that sends SIGTERM right after seeing that line must get a graceful drain,
@@ -105,9 +105,21 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
         .context("cannot install the SIGINT handler")?;
     Ok(async move {
         #[cfg(unix)]
-        tokio::select! {
-            _ = int.recv() => tracing::info!("Ctrl-C received; shutting down"),
-            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        {
+            tokio::select! {
+                _ = int.recv() => tracing::info!("Ctrl-C received; shutting down"),
+                _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+            }
+            // The first signal drains; a second one ends the process at once, with the
+            // shell's status for that signal (130 for SIGINT, 143 for SIGTERM).
+            tokio::spawn(async move {
+                let code = tokio::select! {
+                    _ = int.recv() => 130,
+                    _ = term.recv() => 143,
+                };
+                tracing::warn!("second signal during the drain: exiting without waiting");
+                std::process::exit(code);
+            });
         }
         #[cfg(not(unix))]
         {

@@ -77,6 +77,7 @@ pub async fn serve_app(
         };
         // Small JSON answers: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
+        let telemetry = Arc::clone(&app);
         let app = Arc::clone(&app);
         let activity = Arc::new(Activity::new(tokio::time::Instant::now()));
         let reports = Arc::clone(&activity);
@@ -89,6 +90,9 @@ pub async fn serve_app(
         tokio::spawn(async move {
             if let Some(Err(e)) = watchdog::guard(conn, &activity, header_timeout).await {
                 tracing::debug!(error = %e, "connection ended with an error");
+                if let Some(status) = rejected_status(&*e) {
+                    telemetry.telemetry().http_rejected(status);
+                }
             }
         });
     }
@@ -121,6 +125,19 @@ pub async fn serve_app(
     }
 }
 
+/// The status hyper answered a request it refused before any handler saw it: 431 for a head
+/// over [`MAX_HEADER_BYTES`], 400 for a malformed one; `None` for other connection errors.
+fn rejected_status(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    let e = e.downcast_ref::<hyper::Error>()?;
+    if e.is_parse_too_large() {
+        Some(431)
+    } else if e.is_parse() {
+        Some(400)
+    } else {
+        None
+    }
+}
+
 /// How long connections stay open for requests already on their way once draining starts.
 const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
@@ -128,7 +145,9 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     // No timer for HTTP/1: without one hyper keeps no header-read timer per request; the
     // watchdog enforces --header-timeout per connection instead (see watchdog.rs).
-    b.http1().max_buf_size(MAX_HEADER_BYTES);
+    // half_close: a client that sends its request and then shuts down its write side (as
+    // `curl` with some proxies, or a script closing stdin) still gets the answer.
+    b.http1().max_buf_size(MAX_HEADER_BYTES).half_close(true);
     // An order or a scrape needs one stream at a time; a few dozen per connection serve any
     // real client, and bound what a flood of streams can make the server hold (their
     // answers, their send buffers).

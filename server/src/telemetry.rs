@@ -308,6 +308,16 @@ impl Telemetry {
         }
     }
 
+    /// A request hyper refused before it reached a handler (400 for a malformed head, 431 for
+    /// one over the size limit): counted under method and route `other`. It has no duration,
+    /// so the latency histogram does not see it.
+    pub fn http_rejected(&self, status: u16) {
+        if self.recording {
+            self.http_counter("other", Route::Other, status)
+                .increment(1);
+        }
+    }
+
     fn http_counter(&self, method: &'static str, route: Route, status: u16) -> Counter {
         let k = (method, route, status);
         if let Some(h) = read(&self.http_requests).get(&k) {

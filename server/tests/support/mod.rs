@@ -129,6 +129,16 @@ pub fn tool(name: &str) -> Option<std::path::PathBuf> {
 
 /// The server binary on 127.0.0.1:0 with JSON logs; returns it, its address and its log lines.
 pub fn spawn_server(extra: &[&str]) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+    let (child, started, log) = spawn_server_logged(extra);
+    let addr = started["fields"]["listen"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("listen address in the start-up line");
+    (child, addr, log)
+}
+
+/// Like [`spawn_server`], returning the parsed start-up log line instead of the address.
+pub fn spawn_server_logged(extra: &[&str]) -> (Child, serde_json::Value, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_order-server"))
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(extra)
@@ -148,12 +158,8 @@ pub fn spawn_server(extra: &[&str]) -> (Child, SocketAddr, mpsc::Receiver<String
         .iter()
         .find(|l| l.contains("order-server started"))
         .expect("start-up line");
-    let line: serde_json::Value = serde_json::from_str(&started).expect("json log");
-    let addr = line["fields"]["listen"]
-        .as_str()
-        .and_then(|a| a.parse().ok())
-        .expect("listen address in the start-up line");
-    (child, addr, rx)
+    let line = serde_json::from_str(&started).expect("json log");
+    (child, line, rx)
 }
 
 pub fn rss_bytes(pid: u32) -> u64 {
