@@ -50,7 +50,13 @@ impl FromStr for Shard {
 /// 1 (a threshold missed) or 2 (usage error, or the target was never reached). Without --target
 /// it starts an order server in-process on 127.0.0.1 and drives that.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version, about, long_about)]
+#[command(
+    name = "loadgen",
+    version,
+    about,
+    long_about,
+    allow_negative_numbers = true
+)]
 pub struct Cli {
     /// Base URL of the order service, e.g. http://127.0.0.1:5001 (default: an embedded server).
     #[arg(long, env = "LOADGEN_TARGET")]
@@ -93,7 +99,7 @@ pub struct Cli {
     pub scenario: Option<String>,
 
     /// Stop after this long (default: the scenario's length, else until Ctrl-C).
-    #[arg(long, env = "LOADGEN_DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LOADGEN_DURATION", value_parser = order_server::config::parse_duration)]
     pub duration: Option<Duration>,
 
     /// Stop after this many requests have fallen due (both types together).
@@ -107,11 +113,11 @@ pub struct Cli {
     /// Wake at most once per tick and send every request due by then, e.g. 1ms as wrk2 does:
     /// fewer wake-ups per request at high rates, for sends up to one tick late (the lag is
     /// recorded and latency still counts from the intended time). 0s sends each on time.
-    #[arg(long, env = "LOADGEN_TICK", default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LOADGEN_TICK", default_value = "0s", value_parser = order_server::config::parse_duration)]
     pub tick: Duration,
 
     /// Per-request timeout (counted as outcome "timeout").
-    #[arg(long, env = "LOADGEN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LOADGEN_TIMEOUT", default_value = "10s", value_parser = order_server::config::parse_duration)]
     pub timeout: Duration,
 
     /// Extra request header NAME:VALUE (repeatable), e.g. an ingress auth token.
@@ -121,6 +127,10 @@ pub struct Cli {
     /// Skip TLS certificate verification (self-signed test clusters only).
     #[arg(long, env = "LOADGEN_INSECURE")]
     pub insecure: bool,
+
+    /// Also trust the CA certificate(s) in this PEM file (a cluster behind a private CA).
+    #[arg(long, env = "LOADGEN_CACERT", value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
 
     /// Speak HTTP/2 (prior knowledge: h2c on http://, h2 on https://).
     #[arg(long, env = "LOADGEN_HTTP2")]
@@ -147,7 +157,7 @@ pub struct Cli {
     pub metrics_addr: Option<SocketAddr>,
 
     /// Keep serving /metrics this long after the run, so the last scrape sees the end.
-    #[arg(long, env = "LOADGEN_METRICS_LINGER", default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LOADGEN_METRICS_LINGER", default_value = "0s", value_parser = order_server::config::parse_duration)]
     pub metrics_linger: Duration,
 
     /// This replica's share, I/N: takes 1/N of every rate (N replicas add up to the total).
@@ -159,11 +169,11 @@ pub struct Cli {
     pub max_error_ratio: Option<f64>,
 
     /// Exit 1 if the corrected p99 latency exceeds this, e.g. 250ms.
-    #[arg(long, env = "LOADGEN_MAX_P99", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LOADGEN_MAX_P99", value_parser = order_server::config::parse_duration)]
     pub max_p99: Option<Duration>,
 
     /// After stopping, wait this long for requests in flight before reporting.
-    #[arg(long, env = "LOADGEN_DRAIN", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LOADGEN_DRAIN", default_value = "5s", value_parser = order_server::config::parse_duration)]
     pub drain: Duration,
 
     /// No live progress line (it is off anyway when standard error is not a terminal).
@@ -224,6 +234,7 @@ impl RunConfig {
                 timeout: Duration::from_secs(10),
                 headers: Vec::new(),
                 insecure: false,
+                ca_certs: Vec::new(),
                 http2: false,
                 max_idle: 512,
             },
@@ -276,7 +287,7 @@ impl Cli {
             return Err("--requests must be at least 1".into());
         }
         if let Some(r) = self.max_error_ratio {
-            if !(0.0..=1.0).contains(&r) {
+            if r.is_sign_negative() || !(0.0..=1.0).contains(&r) {
                 return Err(format!(
                     "--max-error-ratio must be between 0 and 1, got {r}"
                 ));
@@ -305,6 +316,10 @@ impl Cli {
             }
         };
         plan.shard = (self.shard.index, self.shard.count);
+        let ca_certs = match &self.cacert {
+            Some(path) => crate::client::read_ca_certs(path).map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
         Ok(RunConfig {
             target: self.target,
             plan,
@@ -320,6 +335,7 @@ impl Cli {
                 timeout: self.timeout,
                 headers,
                 insecure: self.insecure,
+                ca_certs,
                 http2: self.http2,
                 max_idle: self.max_in_flight,
             },

@@ -82,6 +82,8 @@ pub struct ClientOptions {
     pub timeout: Duration,
     pub headers: Vec<(String, String)>,
     pub insecure: bool,
+    /// Extra trusted roots (`--cacert`), PEM.
+    pub ca_certs: Vec<reqwest::Certificate>,
     pub http2: bool,
     pub max_idle: usize,
 }
@@ -94,6 +96,10 @@ pub enum ClientError {
     Header(String, String),
     #[error("building the HTTP client failed: {0}")]
     Build(#[from] reqwest::Error),
+    #[error("--cacert {0}: {1}")]
+    CaCert(String, String),
+    #[error("--target {0}: the TLS handshake failed: {1}. For a test cluster with a self-signed certificate use --insecure; for a private CA, --cacert FILE")]
+    Tls(String, String),
 }
 
 /// The `User-Agent` every order carries.
@@ -150,6 +156,67 @@ impl OrderClient {
     pub fn url(&self, t: OrderType) -> &Url {
         &self.0.urls[t.index()]
     }
+
+    /// For an https target, one request before the run: a certificate or handshake problem
+    /// is then one clear error at start, not every request counted as a connection failure.
+    /// Any other failure (refused, timed out, an error status) is left to the run to count.
+    pub async fn check_tls(&self) -> Result<(), ClientError> {
+        let url = &self.0.urls[0];
+        if url.scheme() != "https" {
+            return Ok(());
+        }
+        let Err(e) = self.0.client.head(url.clone()).send().await else {
+            return Ok(());
+        };
+        match tls_failure(&e) {
+            Some(why) => Err(ClientError::Tls(url.origin().ascii_serialization(), why)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a TLS failure was, in words, from the error's chain of causes; `None` if the error
+/// was not about TLS.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut chain = Vec::new();
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        chain.push(c.to_string());
+        cause = c.source();
+    }
+    let text = chain.join(": ");
+    let said = |needle: &str| text.contains(needle);
+    if said("UnknownIssuer") {
+        Some("the server's certificate is not trusted (unknown issuer, e.g. self-signed)".into())
+    } else if said("NotValidForName") {
+        Some("the server's certificate is not valid for this host name".into())
+    } else if said("Expired") {
+        Some("the server's certificate has expired".into())
+    } else if said("invalid peer certificate")
+        || said("alert")
+        || said("HandshakeFailure")
+        || said("tls")
+        || said("TLS")
+    {
+        Some(chain.last().cloned().unwrap_or(text))
+    } else {
+        None
+    }
+}
+
+/// Reads `--cacert`: one or more PEM certificates.
+pub fn read_ca_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let err = |m: String| ClientError::CaCert(path.display().to_string(), m);
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate in it".into()));
+    }
+    Ok(certs)
 }
 
 async fn send_reqwest(client: &Client, url: &Url) -> OutcomeClass {
@@ -174,6 +241,11 @@ pub fn parse_base(target: &str) -> Result<Url, ClientError> {
     }
     if url.host().is_none() {
         return Err(err("no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err(
+            "user:password@ in the URL is not sent; pass --header \"Authorization: Basic <base64 of user:password>\" instead",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(err("give a base URL without ?query or #fragment"));
@@ -244,6 +316,9 @@ fn build_client(opts: &ClientOptions) -> Result<Client, ClientError> {
         .tcp_nodelay(true)
         .danger_accept_invalid_certs(opts.insecure)
         .user_agent(USER_AGENT);
+    for cert in &opts.ca_certs {
+        b = b.add_root_certificate(cert.clone());
+    }
     if opts.http2 {
         b = b.http2_prior_knowledge();
     }

@@ -37,7 +37,7 @@ pub mod telemetry;
 
 pub use cli::{Cli, RunConfig};
 pub use report::Report;
-pub use runner::{run, RunError};
+pub use runner::{run, run_publishing, RunError};
 
 /// Exit codes of the binary.
 pub mod exit {

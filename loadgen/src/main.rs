@@ -46,7 +46,18 @@ fn main() -> ExitCode {
         }
     };
     let output = config.output;
-    let report_file = config.report_file.clone();
+    // Opened and written to now, so a path that cannot take the report fails before the
+    // run (ten minutes in the Job), not after it.
+    let report_file = match &config.report_file {
+        Some(path) => match writable(path) {
+            Ok((f, created)) => Some((path.clone(), f, created)),
+            Err(e) => {
+                eprintln!("error: --report-file {}: {e}", path.display());
+                return ExitCode::from(exit::ERROR);
+            }
+        },
+        None => None,
+    };
     let stop = {
         let _in_runtime = runtime.enter();
         match interrupted() {
@@ -60,33 +71,52 @@ fn main() -> ExitCode {
     // On a worker thread, not in `block_on` on the main thread: the dispatcher then spawns
     // each request onto its own thread instead of waking another one, which cost a context
     // switch per request (about a fifth of the CPU at 2,000 requests/s).
-    let result = runtime.block_on(async { tokio::spawn(loadgen::run(config, stop)).await });
+    // The report is printed and written as soon as it is built (before --metrics-linger).
+    let (written_tx, written_rx) = std::sync::mpsc::channel::<String>();
+    // A run that fails before its report leaves no empty file it created behind.
+    let created_path = report_file
+        .as_ref()
+        .filter(|(_, _, created)| *created)
+        .map(|(path, _, _)| path.clone());
+    let publish = move |report: &loadgen::Report| {
+        let mut stdout = std::io::stdout().lock();
+        let printed = match output {
+            OutputFormat::Text => report.write_text(&mut stdout),
+            OutputFormat::Json => report.write_json(&mut stdout),
+        };
+        let _ = stdout.flush();
+        if let Err(e) = printed {
+            eprintln!("error: writing the report to standard output: {e}");
+        }
+        if let Some((path, mut file, _)) = report_file {
+            let written = file
+                .set_len(0)
+                .and_then(|()| report.write_json(&mut file))
+                .and_then(|()| file.flush());
+            if let Err(e) = written {
+                let _ = written_tx.send(format!("--report-file {}: {e}", path.display()));
+            }
+        }
+    };
+    let result = runtime
+        .block_on(async { tokio::spawn(loadgen::run_publishing(config, stop, publish)).await });
     let report = match result {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::ERROR);
-        }
-        Err(e) => {
-            eprintln!("error: the run failed: {e}");
+        failed => {
+            match failed {
+                Ok(Err(e)) => eprintln!("error: {e}"),
+                Err(e) => eprintln!("error: the run failed: {e}"),
+                Ok(Ok(_)) => {}
+            }
+            if let Some(path) = created_path {
+                let _ = std::fs::remove_file(path);
+            }
             return ExitCode::from(exit::ERROR);
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    let printed = match output {
-        OutputFormat::Text => report.write_text(&mut stdout),
-        OutputFormat::Json => report.write_json(&mut stdout),
-    };
-    let _ = stdout.flush();
-    if let Err(e) = printed {
-        eprintln!("error: writing the report to standard output: {e}");
-    }
-    if let Some(path) = report_file {
-        let written = std::fs::File::create(&path).and_then(|mut f| report.write_json(&mut f));
-        if let Err(e) = written {
-            eprintln!("error: --report-file {}: {e}", path.display());
-            return ExitCode::from(exit::ERROR);
-        }
+    if let Ok(e) = written_rx.try_recv() {
+        eprintln!("error: {e}");
+        return ExitCode::from(exit::ERROR);
     }
     let code = loadgen::exit_code(&report);
     if let Some(why) = report.unreached() {
@@ -95,6 +125,32 @@ fn main() -> ExitCode {
         eprintln!("threshold missed");
     }
     ExitCode::from(code)
+}
+
+/// Opens the report file (creating it if need be) and proves it takes bytes without changing
+/// what it holds: some files open for writing and then refuse every write (`/proc/version`
+/// as root). Returns the file and whether it was created here.
+fn writable(path: &std::path::Path) -> std::io::Result<(std::fs::File, bool)> {
+    use std::io::{Read, Seek};
+    let created = !path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let mut first = [0u8; 1];
+    let n = f.read(&mut first)?;
+    f.rewind()?;
+    if n == 1 {
+        f.write_all(&first)?;
+    } else {
+        f.write_all(b"\n")?;
+        f.set_len(0)?;
+    }
+    f.flush()?;
+    f.rewind()?;
+    Ok((f, created))
 }
 
 /// Completes on the first Ctrl-C or SIGTERM; a second Ctrl-C exits at once.

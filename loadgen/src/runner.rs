@@ -83,6 +83,18 @@ async fn start_embedded() -> Result<Embedded, RunError> {
 
 /// Runs the load test described by `cfg` until it ends or `stop` completes.
 pub async fn run(cfg: RunConfig, stop: impl Future<Output = ()>) -> Result<Report, RunError> {
+    run_publishing(cfg, stop, |_| {}).await
+}
+
+/// Like [`run`], handing the report to `publish` as soon as it is built: before
+/// `--metrics-linger`, so a run stopped during the linger has already written its report.
+/// A `stop` during the linger ends it at once.
+pub async fn run_publishing(
+    cfg: RunConfig,
+    stop: impl Future<Output = ()>,
+    publish: impl FnOnce(&Report),
+) -> Result<Report, RunError> {
+    tokio::pin!(stop);
     let embedded = match &cfg.target {
         Some(_) => None,
         None => Some(start_embedded().await?),
@@ -100,6 +112,7 @@ pub async fn run(cfg: RunConfig, stop: impl Future<Output = ()>) -> Result<Repor
     };
     let client = OrderClient::new(&target, &cfg.client)?;
     crate::client::resolve(&target).await?;
+    client.check_tls().await?;
 
     let admin_url = cfg
         .admin_url
@@ -151,17 +164,17 @@ pub async fn run(cfg: RunConfig, stop: impl Future<Output = ()>) -> Result<Repor
     let (stopped_by, elapsed, drain_left) = match client.plain_urls() {
         Some(urls) => {
             let target = crate::engine::Target::new(urls, &cfg.client, cfg.max_in_flight)?;
-            let (by, took) = dispatch_engine(&cfg, target, &recorder, start, stop).await?;
+            let (by, took) = dispatch_engine(&cfg, target, &recorder, start, stop.as_mut()).await?;
             (by, took, Duration::ZERO)
         }
         None => {
-            let (by, took) = dispatch(&cfg, &client, &recorder, start, stop).await;
+            let (by, took) = dispatch(&cfg, &client, &recorder, start, stop.as_mut()).await;
             (by, took, cfg.drain)
         }
     };
     #[cfg(not(target_os = "linux"))]
     let (stopped_by, elapsed, drain_left) = {
-        let (by, took) = dispatch(&cfg, &client, &recorder, start, stop).await;
+        let (by, took) = dispatch(&cfg, &client, &recorder, start, stop.as_mut()).await;
         (by, took, cfg.drain)
     };
 
@@ -180,8 +193,14 @@ pub async fn run(cfg: RunConfig, stop: impl Future<Output = ()>) -> Result<Repor
         &cfg.thresholds,
     );
 
-    if metrics_task.is_some() && !cfg.metrics_linger.is_zero() {
-        tokio::time::sleep(cfg.metrics_linger).await;
+    publish(&report);
+    // The linger lets a last scrape see the end; a stop (SIGTERM from Kubernetes, Ctrl-C)
+    // ends it at once. After an interrupted run there is nothing to wait for.
+    if metrics_task.is_some() && !cfg.metrics_linger.is_zero() && stopped_by != "interrupted" {
+        tokio::select! {
+            () = tokio::time::sleep(cfg.metrics_linger) => {}
+            () = stop.as_mut() => {}
+        }
     }
     let _ = metrics_stop.send(());
     if let Some(t) = metrics_task {
@@ -202,8 +221,9 @@ struct Schedule {
 
 impl Schedule {
     fn new(cfg: &RunConfig) -> Self {
-        let mut arrivals =
-            OrderType::ALL.map(|t| Arrivals::new(cfg.plan.clone(), t, cfg.arrivals, cfg.seed));
+        let horizon = cfg.duration.map(|d| d.as_secs_f64());
+        let mut arrivals = OrderType::ALL
+            .map(|t| Arrivals::new(cfg.plan.clone(), t, cfg.arrivals, cfg.seed).until(horizon));
         let next = [arrivals[0].next_due(), arrivals[1].next_due()];
         Schedule { arrivals, next }
     }

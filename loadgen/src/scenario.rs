@@ -81,7 +81,7 @@ pub struct ShapeSpec {
     pub ramp_from: f64,
 
     /// ramp: time to reach the full rate (default: the whole run or phase).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = order_server::config::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub ramp_over: Option<Duration>,
 
@@ -91,12 +91,12 @@ pub struct ShapeSpec {
     pub steps: u32,
 
     /// steps: length of each step (default: the run or phase divided by --steps).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = order_server::config::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub step_every: Option<Duration>,
 
     /// sine: period of the wave.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = order_server::config::parse_duration)]
     #[serde(default = "defaults::period", with = "humantime_serde")]
     pub period: Duration,
 
@@ -106,7 +106,7 @@ pub struct ShapeSpec {
     pub amplitude: f64,
 
     /// daily: how long one compressed day lasts; the rates are each type's peak rate.
-    #[arg(long, env = "LOADGEN_DAY_LENGTH", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LOADGEN_DAY_LENGTH", default_value = "10m", value_parser = order_server::config::parse_duration)]
     #[serde(default = "defaults::day_length", with = "humantime_serde")]
     pub day_length: Duration,
 
@@ -116,12 +116,12 @@ pub struct ShapeSpec {
     pub start_hour: f64,
 
     /// Flash sales: one slot of this length in two has a sale (off unless set).
-    #[arg(long, env = "LOADGEN_FLASH_SALE_EVERY", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LOADGEN_FLASH_SALE_EVERY", value_parser = order_server::config::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub flash_sale_every: Option<Duration>,
 
     /// Flash sales: how long a sale lasts.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = order_server::config::parse_duration)]
     #[serde(default = "defaults::flash_duration", with = "humantime_serde")]
     pub flash_sale_duration: Duration,
 
@@ -333,6 +333,8 @@ pub struct Scenario {
 pub enum ScenarioError {
     #[error("--scenario {0:?}: no such file, and not a bundled scenario (bundled: {1})")]
     Unknown(String, String),
+    #[error("--scenario {0:?} is {1}: give a TOML file or a bundled scenario name")]
+    NotAFile(String, &'static str),
     #[error("scenario {0}: cannot read: {1}")]
     Read(String, std::io::Error),
     #[error("scenario {0}: {1}")]
@@ -343,6 +345,18 @@ impl Scenario {
     /// A bundled name or a path to a TOML file.
     pub fn load(name_or_path: &str, seed: u64) -> Result<Self, ScenarioError> {
         let path = Path::new(name_or_path);
+        // Never open what is not a regular file: a FIFO would block the start for good.
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.is_dir() {
+                return Err(ScenarioError::NotAFile(name_or_path.into(), "a directory"));
+            }
+            if !meta.is_file() {
+                return Err(ScenarioError::NotAFile(
+                    name_or_path.into(),
+                    "not a regular file (a FIFO, socket or device)",
+                ));
+            }
+        }
         if path.is_file() {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ScenarioError::Read(name_or_path.into(), e))?;

@@ -131,6 +131,11 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// Whether the rate is the same throughout (no shape, no flash sales).
+    pub fn is_constant(&self) -> bool {
+        self.shape == Shape::Constant && self.flash_sales.is_none()
+    }
+
     pub fn rate(&self, t: f64, order_type: OrderType) -> f64 {
         let base = self.rates[order_type.index()];
         if base <= 0.0 {
@@ -275,6 +280,16 @@ impl Arrivals {
         }
     }
 
+    /// Ends the arrivals at `horizon` seconds (the run's `--duration`) if that comes before the
+    /// plan's end: nothing is computed past the end of the run.
+    pub fn until(mut self, horizon: Option<f64>) -> Self {
+        self.end = match (self.end, horizon) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self
+    }
+
     /// Seconds since the start of the run at which the next request is due; `None` when the
     /// plan has ended or the rate stays at zero.
     pub fn next_due(&mut self) -> Option<f64> {
@@ -308,14 +323,34 @@ impl Arrivals {
             // with --clothing-rate 0, and showed as schedule lag on every first request).
             if let Some((i, start)) = self.plan.phase_at(t) {
                 let phase = &self.plan.phases[i];
+                let phase_end = phase.duration.map(|d| start + d);
                 if phase.profile.rates[self.order_type.index()] <= 0.0 {
-                    let to = phase.duration.map(|d| start + d)?;
+                    let to = phase_end?;
                     silent += to - t;
                     if silent > MAX_SILENCE {
                         return None;
                     }
                     t = to;
                     continue;
+                }
+                // A constant rate needs no integration: the due time is one division away,
+                // however small the rate (1e-7/s in 5 ms slices would be billions of steps).
+                if phase.profile.is_constant() {
+                    let r = self.plan.rate(t, self.order_type);
+                    let due = t + need / r;
+                    match phase_end {
+                        Some(to) if due >= to => {
+                            need -= r * (to - t);
+                            t = to;
+                            continue;
+                        }
+                        _ => {
+                            return match self.end {
+                                Some(end) if due >= end => None,
+                                _ => Some(due),
+                            };
+                        }
+                    }
                 }
             }
             let dt = slice_end - t;
@@ -363,6 +398,17 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-6
+    }
+
+    #[test]
+    fn a_tiny_constant_rate_costs_one_division_and_stops_at_the_horizon() {
+        // 1e-12/s in 5 ms slices would be 2e14 steps: this returns at once or never.
+        let plan = Plan::single(constant(1e-12, 0.0));
+        let mut a = Arrivals::new(plan.clone(), Food, ArrivalProcess::Uniform, 7);
+        let due = a.next_due().expect("due, far away");
+        assert!(close(due * 1e-12, 1e-9), "{due}"); // the first uniform gap is 1e-9 units
+        let mut a = Arrivals::new(plan, Food, ArrivalProcess::Poisson, 7).until(Some(2.0));
+        assert_eq!(a.next_due(), None, "nothing is due within a 2 s run");
     }
 
     #[test]

@@ -134,3 +134,165 @@ async fn idle_metrics_connections_cannot_starve_the_load_of_file_descriptors() {
     assert_eq!(connect_errors, 0, "load requests starved: {stderr}");
     assert!(fds < 140, "{fds} descriptors open");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_comes_before_the_linger_and_sigterm_ends_the_linger() {
+    let (target, _stop) = support::order_server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--target",
+            &target,
+            "--food-rate",
+            "20",
+            "--clothing-rate",
+            "0",
+        ])
+        .args([
+            "--duration",
+            "1s",
+            "--no-progress",
+            "--metrics-linger",
+            "10m",
+        ])
+        .args(["--metrics-addr", &free_addr().to_string()])
+        .arg("--report-file")
+        .arg(&report)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run loadgen");
+    // Readiness: the whole report is in the file while the linger runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let written = loop {
+        let text = std::fs::read_to_string(&report).unwrap_or_default();
+        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no report before the linger");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(written["stopped_by"], "duration");
+    assert_eq!(child.try_wait().expect("try_wait"), None, "still lingering");
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(20),
+            "SIGTERM did not end the linger"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    let again: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    assert_eq!(again, written, "the report file is whole and unchanged");
+}
+
+#[test]
+fn inputs_that_would_fail_after_the_run_are_refused_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let missing = dir.path().join("missing/report.json");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--report-file".into(), missing.display().to_string()],
+            "--report-file",
+        ),
+        (
+            vec!["--report-file".into(), dir.path().display().to_string()],
+            "--report-file",
+        ),
+        (
+            vec!["--report-file".into(), "/proc/version".into()],
+            "--report-file",
+        ),
+        (
+            vec!["--scenario".into(), dir.path().display().to_string()],
+            "a directory",
+        ),
+        (
+            vec!["--scenario".into(), fifo.display().to_string()],
+            "not a regular file",
+        ),
+        (
+            vec!["--max-error-ratio".into(), "-0".into()],
+            "between 0 and 1",
+        ),
+        (
+            vec!["--max-error-ratio".into(), "-0.5".into()],
+            "between 0 and 1",
+        ),
+        (vec!["--food-rate".into(), "-1".into()], "--food-rate"),
+        (
+            vec!["--timeout".into(), "300000000000y".into()],
+            "--timeout",
+        ),
+        (
+            vec!["--duration".into(), "300000000000y".into()],
+            "--duration",
+        ),
+        (vec!["--drain".into(), "300000000000y".into()], "--drain"),
+        (
+            vec!["--metrics-linger".into(), "300000000000y".into()],
+            "--metrics-linger",
+        ),
+        (
+            vec!["--target".into(), "http://user:pw@127.0.0.1:9".into()],
+            "Authorization: Basic",
+        ),
+    ];
+    for (args, says) in cases {
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(&args)
+            .args(["--duration", "30s", "--no-progress"])
+            .output()
+            .expect("run loadgen");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{args:?} ran the 30 s run before failing"
+        );
+    }
+}
+
+#[test]
+fn a_tiny_rate_ends_with_its_run() {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--food-rate",
+            "1e-12",
+            "--clothing-rate",
+            "0",
+            "--duration",
+            "2s",
+        ])
+        .args(["--no-progress", "--output", "json"])
+        .output()
+        .expect("run loadgen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
