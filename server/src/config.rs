@@ -21,7 +21,13 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 /// format), /healthz and /readyz. Every option can also be set through the environment
 /// variable shown beside it.
 #[derive(Debug, Parser)]
-#[command(name = "order-server", version, about, long_about)]
+#[command(
+    name = "order-server",
+    version,
+    about,
+    long_about,
+    allow_negative_numbers = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
