@@ -175,33 +175,31 @@ impl OrderClient {
     }
 }
 
-/// What a TLS failure was, in words, from the error's chain of causes; `None` if the error
-/// was not about TLS.
+/// What a TLS failure was, in words, from the error's causes (rustls's own messages: "invalid
+/// peer certificate: …", "received fatal alert: …"); `None` if the error was not about TLS.
+/// Only the causes are read, never the request's URL, whose host or path could hold any word.
 fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut chain = Vec::new();
-    let mut cause = Some(e);
+    let mut causes = Vec::new();
+    let mut cause = e.source();
     while let Some(c) = cause {
-        chain.push(c.to_string());
+        causes.push(c.to_string());
         cause = c.source();
     }
-    let text = chain.join(": ");
-    let said = |needle: &str| text.contains(needle);
-    if said("UnknownIssuer") {
-        Some("the server's certificate is not trusted (unknown issuer, e.g. self-signed)".into())
-    } else if said("NotValidForName") {
-        Some("the server's certificate is not valid for this host name".into())
-    } else if said("Expired") {
-        Some("the server's certificate has expired".into())
-    } else if said("invalid peer certificate")
-        || said("alert")
-        || said("HandshakeFailure")
-        || said("tls")
-        || said("TLS")
-    {
-        Some(chain.last().cloned().unwrap_or(text))
+    let tls = causes.iter().find(|c| {
+        c.starts_with("invalid peer certificate")
+            || c.starts_with("received fatal alert")
+            || c.starts_with("peer is incompatible")
+            || c.starts_with("peer misbehaved")
+    })?;
+    Some(if tls.contains("UnknownIssuer") {
+        "the server's certificate is not trusted (unknown issuer, e.g. self-signed)".into()
+    } else if tls.contains("NotValidForName") {
+        "the server's certificate is not valid for this host name".into()
+    } else if tls.contains("Expired") {
+        "the server's certificate has expired".into()
     } else {
-        None
-    }
+        tls.clone()
+    })
 }
 
 /// Reads `--cacert`: one or more PEM certificates.

@@ -16,6 +16,7 @@
 //! - [`answer`]: incremental framing of HTTP/1.1 answers, for the engine.
 //! - [`recorder`]: counts and HdrHistograms (corrected, service, lag) per order type.
 //! - [`report`]: the end-of-run report, thresholds, text and JSON renderings.
+//! - [`report_file`]: `--report-file`, checked before the run and replaced whole.
 //! - [`telemetry`]: the generator's own metrics and their `/metrics` endpoint.
 //! - [`progress`]: the live progress line and the target-rate gauge.
 //! - [`pacer`]: wakes the dispatcher at each send time to the microsecond (timerfd).
@@ -30,6 +31,7 @@ pub mod pacer;
 pub mod progress;
 pub mod recorder;
 pub mod report;
+pub mod report_file;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;

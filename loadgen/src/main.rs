@@ -3,10 +3,13 @@
 //! result to the documented exit code.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use loadgen::cli::OutputFormat;
+use loadgen::report_file::ReportFile;
 use loadgen::{exit, Cli};
 
 fn main() -> ExitCode {
@@ -46,16 +49,15 @@ fn main() -> ExitCode {
         }
     };
     let output = config.output;
-    // Opened and written to now, so a path that cannot take the report fails before the
-    // run (ten minutes in the Job), not after it.
-    let report_file = match &config.report_file {
-        Some(path) => match writable(path) {
-            Ok((f, created)) => Some((path.clone(), f, created)),
-            Err(e) => {
-                eprintln!("error: --report-file {}: {e}", path.display());
-                return ExitCode::from(exit::ERROR);
-            }
-        },
+    // Checked now, so a path that cannot take the report fails before the run (ten minutes
+    // in the Job), not after it.
+    let report_file = match config.report_file.as_deref().map(ReportFile::open) {
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            let path = config.report_file.as_deref().unwrap_or(Path::new(""));
+            eprintln!("error: --report-file {}: {e}", path.display());
+            return ExitCode::from(exit::ERROR);
+        }
         None => None,
     };
     let stop = {
@@ -68,16 +70,12 @@ fn main() -> ExitCode {
             }
         }
     };
-    // On a worker thread, not in `block_on` on the main thread: the dispatcher then spawns
-    // each request onto its own thread instead of waking another one, which cost a context
-    // switch per request (about a fifth of the CPU at 2,000 requests/s).
     // The report is printed and written as soon as it is built (before --metrics-linger).
+    // Shared with `publish`, which takes it: if the run fails before publishing, it is still
+    // here, and a file the check created is removed.
+    let report_file = Arc::new(Mutex::new(report_file));
+    let unpublished = Arc::clone(&report_file);
     let (written_tx, written_rx) = std::sync::mpsc::channel::<String>();
-    // A run that fails before its report leaves no empty file it created behind.
-    let created_path = report_file
-        .as_ref()
-        .filter(|(_, _, created)| *created)
-        .map(|(path, _, _)| path.clone());
     let publish = move |report: &loadgen::Report| {
         let mut stdout = std::io::stdout().lock();
         let printed = match output {
@@ -88,16 +86,17 @@ fn main() -> ExitCode {
         if let Err(e) = printed {
             eprintln!("error: writing the report to standard output: {e}");
         }
-        if let Some((path, mut file, _)) = report_file {
-            let written = file
-                .set_len(0)
-                .and_then(|()| report.write_json(&mut file))
-                .and_then(|()| file.flush());
-            if let Err(e) = written {
-                let _ = written_tx.send(format!("--report-file {}: {e}", path.display()));
+        let file = report_file.lock().ok().and_then(|mut f| f.take());
+        if let Some(file) = file {
+            let path = file.path().display().to_string();
+            if let Err(e) = file.write(report) {
+                let _ = written_tx.send(format!("--report-file {path}: {e}"));
             }
         }
     };
+    // On a worker thread, not in `block_on` on the main thread: the dispatcher then spawns
+    // each request onto its own thread instead of waking another one, which cost a context
+    // switch per request (about a fifth of the CPU at 2,000 requests/s).
     let result = runtime
         .block_on(async { tokio::spawn(loadgen::run_publishing(config, stop, publish)).await });
     let report = match result {
@@ -108,8 +107,8 @@ fn main() -> ExitCode {
                 Err(e) => eprintln!("error: the run failed: {e}"),
                 Ok(Ok(_)) => {}
             }
-            if let Some(path) = created_path {
-                let _ = std::fs::remove_file(path);
+            if let Some(file) = unpublished.lock().ok().and_then(|mut f| f.take()) {
+                file.discard();
             }
             return ExitCode::from(exit::ERROR);
         }
@@ -125,32 +124,6 @@ fn main() -> ExitCode {
         eprintln!("threshold missed");
     }
     ExitCode::from(code)
-}
-
-/// Opens the report file (creating it if need be) and proves it takes bytes without changing
-/// what it holds: some files open for writing and then refuse every write (`/proc/version`
-/// as root). Returns the file and whether it was created here.
-fn writable(path: &std::path::Path) -> std::io::Result<(std::fs::File, bool)> {
-    use std::io::{Read, Seek};
-    let created = !path.exists();
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
-    let mut first = [0u8; 1];
-    let n = f.read(&mut first)?;
-    f.rewind()?;
-    if n == 1 {
-        f.write_all(&first)?;
-    } else {
-        f.write_all(b"\n")?;
-        f.set_len(0)?;
-    }
-    f.flush()?;
-    f.rewind()?;
-    Ok((f, created))
 }
 
 /// Completes on the first Ctrl-C or SIGTERM; a second Ctrl-C exits at once.

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +95,14 @@ pub async fn run_publishing(
     stop: impl Future<Output = ()>,
     publish: impl FnOnce(&Report),
 ) -> Result<Report, RunError> {
+    // `stop` may complete anywhere in the run (during the engine's drain, say) whatever the
+    // run then reports as its reason; the flag says so, and a finished future is never polled
+    // again.
+    let stopped = AtomicBool::new(false);
+    let stop = async {
+        stop.await;
+        stopped.store(true, Ordering::Release);
+    };
     tokio::pin!(stop);
     let embedded = match &cfg.target {
         Some(_) => None,
@@ -195,8 +204,8 @@ pub async fn run_publishing(
 
     publish(&report);
     // The linger lets a last scrape see the end; a stop (SIGTERM from Kubernetes, Ctrl-C)
-    // ends it at once. After an interrupted run there is nothing to wait for.
-    if metrics_task.is_some() && !cfg.metrics_linger.is_zero() && stopped_by != "interrupted" {
+    // ends it at once. After a stop during the run there is nothing to wait for.
+    if metrics_task.is_some() && !cfg.metrics_linger.is_zero() && !stopped.load(Ordering::Acquire) {
         tokio::select! {
             () = tokio::time::sleep(cfg.metrics_linger) => {}
             () = stop.as_mut() => {}
@@ -290,7 +299,6 @@ async fn dispatch_engine(
     start: Instant,
     stop: impl Future<Output = ()>,
 ) -> Result<(&'static str, Duration), RunError> {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let flag = Arc::new(AtomicBool::new(false));
     let limits = crate::engine::Limits {
         duration: cfg.duration,

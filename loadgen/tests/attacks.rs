@@ -296,3 +296,75 @@ fn a_tiny_rate_ends_with_its_run() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_during_the_drain_ends_the_run_with_its_report_and_no_linger() {
+    // A target that accepts and never answers: the run's end leaves requests to drain.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = format!("http://{}", hole.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hole.accept().await {
+            held.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--target",
+            &target,
+            "--food-rate",
+            "20",
+            "--clothing-rate",
+            "0",
+        ])
+        .args(["--duration", "1s", "--drain", "4s", "--no-progress"])
+        .args([
+            "--metrics-linger",
+            "10m",
+            "--metrics-addr",
+            &free_addr().to_string(),
+        ])
+        .arg("--report-file")
+        .arg(&report)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run loadgen");
+    // The run ends at 1 s and drains until 5 s: the signal lands in the drain.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(60),
+            "still running: the linger was not skipped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    use std::io::Read;
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    assert!(
+        written["total"]["sent"].as_u64().unwrap_or(0) > 0,
+        "{written}"
+    );
+    assert_ne!(status.code(), Some(101), "{stderr}");
+}
