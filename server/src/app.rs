@@ -3,16 +3,14 @@
 //! counted and timed here under its route template, so the `route` label stays a closed set.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Frame, Incoming, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 use serde::Serialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -20,6 +18,7 @@ use subtle::ConstantTimeEq;
 // stall, the connection watchdog and the durations.
 use tokio::time::Instant;
 
+use crate::body::Body;
 use crate::config::Config;
 use crate::contract::{method_label, OrderStatus, OrderType, Route};
 use crate::daily::DailyCounter;
@@ -27,49 +26,12 @@ use crate::faults::{FaultRequest, FaultTable};
 use crate::scrape::ScrapeCache;
 use crate::sim::Simulator;
 use crate::telemetry::Telemetry;
-use crate::watchdog::{Activity, Unsent};
+use crate::watchdog::Activity;
 
 /// Prometheus text format 0.0.4; Prometheus 3 refuses a scrape with a blank content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Largest request body accepted (orders carry none; fault requests are tiny).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// An answer's body: bytes in one piece, and for a `/metrics` text the watchdog's note that
-/// it is not sent yet, dropped with the body once hyper has sent it (see [`Activity::unsent`]).
-#[derive(Debug)]
-pub struct Body {
-    bytes: Full<Bytes>,
-    _unsent: Option<Unsent>,
-}
-
-impl Body {
-    pub fn new(bytes: impl Into<Bytes>) -> Self {
-        Body {
-            bytes: Full::new(bytes.into()),
-            _unsent: None,
-        }
-    }
-}
-
-impl hyper::body::Body for Body {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Pin::new(&mut self.bytes).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.bytes.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.bytes.size_hint()
-    }
-}
 
 /// Shared state of one server instance.
 #[derive(Debug)]
@@ -231,9 +193,11 @@ impl App {
             return resp;
         };
         let seq = self.order_seq.fetch_add(1, Ordering::Relaxed);
-        let fx = self.faults.effect(t, start);
+        let mut fx = self.faults.effect(t, start);
         if fx.stall_until.is_some() {
             self.faults.wait_out_stall(t).await;
+            // The faults may have changed while the order waited (a stall replaced by errors).
+            fx = self.faults.effect(t, Instant::now());
         }
         let in_flight = self.in_flight.load(Ordering::Relaxed).saturating_sub(1);
         let outcome = self.sim.draw(t, seq, in_flight, &fx);
@@ -267,10 +231,7 @@ impl App {
             Ok(text) => Response::builder()
                 .status(StatusCode::OK)
                 .header(CONTENT_TYPE, METRICS_CONTENT_TYPE)
-                .body(Body {
-                    bytes: Full::new(text),
-                    _unsent: Some(conn.unsent()),
-                })
+                .body(Body::unsent(text, conn.unsent()))
                 .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "render failed")),
             Err(e) => error(
                 StatusCode::INTERNAL_SERVER_ERROR,

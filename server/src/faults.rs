@@ -22,10 +22,7 @@ pub const MAX_EXTRA_LATENCY: Duration = Duration::from_secs(30);
 
 /// A fault request as posted to `POST /admin/faults`.
 #[derive(Debug, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a JSON object with kind, duration and, as the kind needs, order_type, error_rate or extra_latency"
-)]
+#[serde(deny_unknown_fields)]
 pub struct FaultRequest {
     /// `errors`, `latency` or `stall`.
     pub kind: String,

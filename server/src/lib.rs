@@ -10,6 +10,7 @@
 //! - [`config`]: command line and environment, validated once into a [`Config`].
 //! - [`telemetry`]: the per-instance Prometheus recorder and pre-registered handles.
 //! - [`app`]: routing, order handlers, health, `/metrics`, the admin fault API.
+//! - [`body`]: answer bodies, sliced, with the watchdog's note on unsent `/metrics` texts.
 //! - [`scrape`]: `/metrics` rendered just before a steady scraper asks for it.
 //! - [`render`]: one render at a time, shared by concurrent scrapes.
 //! - [`sim`]: simulated processing time, failures and order amounts (seeded).
@@ -31,6 +32,7 @@
 //! ```
 
 pub mod app;
+pub mod body;
 pub mod config;
 pub mod contract;
 pub mod daily;

@@ -125,16 +125,60 @@ mod tests {
         // All 100 started within the first render's 200 ms: one or two renders in all.
         assert!(renders.load(Ordering::SeqCst) <= 2, "{renders:?}");
         assert!(bodies.iter().all(|b| b == "text"));
+        // One body: every scrape got the same bytes, not a copy.
+        let first = bodies[0].as_ptr();
+        let shared_bodies = bodies.iter().filter(|b| b.as_ptr() == first).count();
+        assert!(
+            shared_bodies >= 50,
+            "{shared_bodies} of 100 share the first body"
+        );
         // The next scrape after they finished renders anew.
+        let before = renders.load(Ordering::SeqCst);
         let r = Arc::clone(&renders);
-        shared
+        let (_, text) = shared
             .render(move || {
                 r.fetch_add(1, Ordering::SeqCst);
                 Some("later".into())
             })
             .await
             .expect("render");
-        assert!(renders.load(Ordering::SeqCst) <= 3);
+        assert_eq!(text, "later");
+        assert_eq!(renders.load(Ordering::SeqCst), before + 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_scrape_takes_over_from_a_cancelled_leader() {
+        let shared = Arc::new(SharedRender::new());
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let leader = {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                shared
+                    .render(move || {
+                        let _ = started_tx.send(());
+                        std::thread::sleep(Duration::from_millis(300));
+                        Some("first".into())
+                    })
+                    .await
+            })
+        };
+        // The leader's render is running; a second scrape joins it.
+        tokio::task::spawn_blocking(move || started_rx.recv())
+            .await
+            .expect("join")
+            .expect("the leader's render started");
+        let follower = {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move { shared.render(|| Some("second".into())).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        leader.abort();
+        let (_, text) = tokio::time::timeout(Duration::from_secs(5), follower)
+            .await
+            .expect("the follower is not stuck")
+            .expect("task")
+            .expect("render");
+        assert_eq!(text, "second", "the follower rendered itself");
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 //! renders just before the next scrape is due, so a periodic scraper such as Prometheus gets
 //! text at most `max_age` old at once. That render is for that one scrape only: the first
 //! scrapes, irregular ones (a person with curl, a test reading its own writes), or a scrape
-//! that finds the render older than `max_age` get a render on the spot, as without the cache.
+//! that finds the render older than `max_age` get a render on the spot, as without the cache;
+//! scrapes that arrive while such a render runs share it (render.rs), so their values may be
+//! up to one render older than their request.
 //! The render runs as often as before, once per scrape; it only runs earlier. At 10,000 series
 //! the exporter's render takes about 13 ms here, and no setting of the exporter brings it under
 //! 5 ms (BENCHMARKS.md).

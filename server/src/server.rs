@@ -77,7 +77,7 @@ pub async fn serve_app(
         };
         // Small JSON answers: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
-        let telemetry = Arc::clone(&app);
+        let counts = Arc::clone(&app);
         let app = Arc::clone(&app);
         let activity = Arc::new(Activity::new(tokio::time::Instant::now()));
         let reports = Arc::clone(&activity);
@@ -91,7 +91,7 @@ pub async fn serve_app(
             if let Some(Err(e)) = watchdog::guard(conn, &activity, header_timeout).await {
                 tracing::debug!(error = %e, "connection ended with an error");
                 if let Some(status) = rejected_status(&*e) {
-                    telemetry.telemetry().http_rejected(status);
+                    counts.telemetry().http_rejected(status);
                 }
             }
         });
@@ -125,13 +125,21 @@ pub async fn serve_app(
     }
 }
 
-/// The status hyper answered a request it refused before any handler saw it: 431 for a head
-/// over [`MAX_HEADER_BYTES`], 400 for a malformed one; `None` for other connection errors.
+/// The status hyper answered a request it refused before any handler saw it (its `on_error`):
+/// 431 for a head over [`MAX_HEADER_BYTES`], 414 for a request line too long, 400 for a
+/// malformed head; `None` for errors hyper answers nothing to (an HTTP/2 preface on an
+/// HTTP/1 parse, its own internal error) and for every other connection error. hyper tells
+/// those kinds apart only in its messages.
 fn rejected_status(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
     let e = e.downcast_ref::<hyper::Error>()?;
+    let text = e.to_string();
     if e.is_parse_too_large() {
-        Some(431)
-    } else if e.is_parse() {
+        Some(if text.contains("URI too long") {
+            414
+        } else {
+            431
+        })
+    } else if e.is_parse() && !text.contains("internal error") && !text.contains("HTTP2 preface") {
         Some(400)
     } else {
         None
@@ -146,7 +154,10 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
     // No timer for HTTP/1: without one hyper keeps no header-read timer per request; the
     // watchdog enforces --header-timeout per connection instead (see watchdog.rs).
     // half_close: a client that sends its request and then shuts down its write side (as
-    // `curl` with some proxies, or a script closing stdin) still gets the answer.
+    // `curl` with some proxies, or a script closing stdin) still gets the answer. The price:
+    // a client that goes away mid-order is noticed when the answer is written, not before,
+    // so its order finishes first. Orders take milliseconds; a stall drill's orders are
+    // released when the stall ends or is cleared.
     b.http1().max_buf_size(MAX_HEADER_BYTES).half_close(true);
     // An order or a scrape needs one stream at a time; a few dozen per connection serve any
     // real client, and bound what a flood of streams can make the server hold (their

@@ -1,13 +1,14 @@
 //! Closes a connection whose next request head has not arrived within `--header-timeout` of
-//! the connection opening or of its previous answer (slowloris, idle keep-alive), and never one
-//! with a request in progress; also one whose large answer could not be sent within that time. One timer per connection, moved only when it fires: hyper's own
+//! the connection opening or of its previous answer (slowloris, idle keep-alive), and never
+//! one with a request in progress; also one whose large answer could not be handed over
+//! within that time. One timer per connection, moved only when it fires: hyper's own
 //! header-read timeout registered and removed a timer for every request, about 1,000 of the
 //! server's 13,000 instructions per request (BENCHMARKS.md). Each request costs this two
 //! atomic updates instead.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 // tokio's Instant (the same clock as std's outside tests) so paused-time tests can drive it.
@@ -20,10 +21,9 @@ pub struct Activity {
     in_progress: AtomicU32,
     /// Nanoseconds from `opened` to the end of the last answer (0: none yet).
     last_answer: AtomicU64,
-    /// Large answers handed to hyper and not yet sent whole (see [`Unsent`]).
-    unsent: AtomicU32,
-    /// Nanoseconds from `opened` to when `unsent` last rose from zero.
-    unsent_since: AtomicU64,
+    /// Large answers not yet handed to hyper whole (see [`Unsent`]), and since when some
+    /// have been waiting: one lock, taken only for `/metrics` answers and when the timer fires.
+    unsent: Mutex<(u32, Instant)>,
 }
 
 impl Activity {
@@ -32,8 +32,7 @@ impl Activity {
             opened,
             in_progress: AtomicU32::new(0),
             last_answer: AtomicU64::new(0),
-            unsent: AtomicU32::new(0),
-            unsent_since: AtomicU64::new(0),
+            unsent: Mutex::new((0, opened)),
         }
     }
 
@@ -41,19 +40,23 @@ impl Activity {
     /// closed if some such answer has waited the whole timeout to be sent (a peer that opens
     /// no flow-control window or stops reading), so no peer can pin it. Held by the body.
     pub fn unsent(self: &Arc<Self>) -> Unsent {
-        if self.unsent.fetch_add(1, Ordering::AcqRel) == 0 {
-            let since = Instant::now().saturating_duration_since(self.opened);
-            self.unsent_since
-                .store(since.as_nanos() as u64, Ordering::Release);
+        let mut u = self.lock_unsent();
+        if u.0 == 0 {
+            u.1 = Instant::now();
         }
+        u.0 += 1;
         Unsent(Arc::clone(self))
     }
 
     /// Whether an answer has been waiting to be sent since before `limit`.
     fn stuck(&self, limit: Instant) -> bool {
-        self.unsent.load(Ordering::Acquire) > 0
-            && self.opened + Duration::from_nanos(self.unsent_since.load(Ordering::Acquire))
-                <= limit
+        let u = self.lock_unsent();
+        u.0 > 0 && u.1 <= limit
+    }
+
+    fn lock_unsent(&self) -> std::sync::MutexGuard<'_, (u32, Instant)> {
+        // Two plain numbers: a panic elsewhere cannot leave them half-written.
+        self.unsent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A request head arrived; its handler runs until the guard is ended or dropped (a
@@ -85,7 +88,8 @@ pub struct Unsent(Arc<Activity>);
 
 impl Drop for Unsent {
     fn drop(&mut self) {
-        self.0.unsent.fetch_sub(1, Ordering::AcqRel);
+        let mut u = self.0.lock_unsent();
+        u.0 = u.0.saturating_sub(1);
     }
 }
 
