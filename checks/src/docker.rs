@@ -5,24 +5,24 @@
 //! mounts become persistent directories, as BuildKit keeps them; the crates registry mount is
 //! the host's own registry. The host toolchain stands in for the build image, so the
 //! rehearsal insists it is the release the image pins. What it cannot show is said in the
-//! README: the base images themselves, and the runtime image's file system.
+//! README: the base images themselves, and the runtime image's file system. It covers the
+//! instructions this project's Dockerfile uses (`FROM`, `ARG`, `ENV` one pair per line,
+//! `WORKDIR`, `COPY` of context paths, `RUN` with cache mounts) and refuses any other; symlinks
+//! in the context are not copied.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
-use globset::{Glob, GlobMatcher};
+pub use crate::dockerignore::IgnoreRules;
 
 /// Why a rehearsal could not run, or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RehearsalError {
     #[error("Dockerfile: {0}")]
     Parse(String),
-    #[error(".dockerignore: bad pattern {pattern:?}: {source}")]
-    Ignore {
-        pattern: String,
-        source: globset::Error,
-    },
+    #[error(transparent)]
+    Ignore(#[from] crate::dockerignore::IgnoreError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -77,62 +77,14 @@ pub fn parse(text: &str) -> Vec<Instruction> {
     out
 }
 
-/// `.dockerignore` rules: patterns anchored at the context root, `*` within one path part,
-/// `**` across parts, a directory's match covering everything below it, and `!` re-including.
-#[derive(Debug)]
-pub struct IgnoreRules {
-    rules: Vec<(GlobMatcher, bool)>,
-}
-
-impl IgnoreRules {
-    pub fn parse(text: &str) -> Result<Self, RehearsalError> {
-        let mut rules = Vec::new();
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (negated, pattern) = match line.strip_prefix('!') {
-                Some(p) => (true, p.trim()),
-                None => (false, line),
-            };
-            let cleaned = pattern.trim_matches('/');
-            let glob = Glob::new(cleaned)
-                .and_then(|g| {
-                    globset::GlobBuilder::new(g.glob())
-                        .literal_separator(true)
-                        .build()
-                })
-                .map_err(|source| RehearsalError::Ignore {
-                    pattern: line.to_string(),
-                    source,
-                })?;
-            rules.push((glob.compile_matcher(), negated));
-        }
-        Ok(IgnoreRules { rules })
-    }
-
-    /// Whether `rel` (a path relative to the context root) is left out of the context.
-    pub fn excludes(&self, rel: &Path) -> bool {
-        let mut excluded = false;
-        for (matcher, negated) in &self.rules {
-            if rel
-                .ancestors()
-                .any(|a| !a.as_os_str().is_empty() && matcher.is_match(a))
-            {
-                excluded = !negated;
-            }
-        }
-        excluded
-    }
-}
-
 /// Where the rehearsal keeps what BuildKit would keep between builds (cache mounts).
 #[derive(Debug, Clone)]
 pub struct Caches {
-    /// Cache mounts inside the stage's file system (`/src/target`) live below this.
+    /// Cache mounts inside the stage's file system (`/src/target`) live below this, and so
+    /// does the cargo home standing for the image's `/usr/local/cargo`.
     pub dir: PathBuf,
-    /// The host's cargo home, standing for the build image's `/usr/local/cargo`.
-    pub cargo_home: PathBuf,
+    /// The host's crates registry, mounted where the image's registry cache mount is.
+    pub registry: PathBuf,
 }
 
 /// The outcome: the stage's root on the host and the files the final stage copies out of it.
@@ -196,7 +148,10 @@ pub fn rehearse(
             "ENV" => {
                 let (name, value) = args
                     .split_once('=')
-                    .ok_or_else(|| RehearsalError::Parse(format!("ENV {args}: use NAME=value")))?;
+                    .filter(|(_, v)| !v.contains(char::is_whitespace))
+                    .ok_or_else(|| {
+                        RehearsalError::Unsupported(format!("ENV {args}: one NAME=value per line"))
+                    })?;
                 vars.insert(name.to_string(), value.to_string());
                 env.insert(name.to_string(), value.to_string());
             }
@@ -356,7 +311,7 @@ fn run_step(
     env: &BTreeMap<String, String>,
 ) -> Result<(), RehearsalError> {
     let mut rest = args.trim();
-    let mut cargo_home = None;
+    let mut registry_mounted = false;
     while let Some(flag) = rest.strip_prefix("--mount=") {
         let (spec, tail) = flag.split_once(char::is_whitespace).unwrap_or((flag, ""));
         rest = tail.trim_start();
@@ -371,11 +326,10 @@ fn run_step(
             .get("target")
             .ok_or_else(|| RehearsalError::Parse(format!("--mount={spec}: no target")))?;
         if let Some(sub) = target.strip_prefix(IMAGE_CARGO_HOME) {
-            // The image's cargo home is the host's: its registry is the host's registry.
             if sub != "/registry" {
                 return Err(RehearsalError::Unsupported(format!("--mount={spec}")));
             }
-            cargo_home = Some(caches.cargo_home.clone());
+            registry_mounted = true;
         } else if target.starts_with(workdir) {
             let cache = caches
                 .dir
@@ -395,6 +349,16 @@ fn run_step(
             "RUN {command}: absolute paths would reach the host; use paths below WORKDIR"
         )));
     }
+    // The image's cargo home is empty but for what the RUN mounts: a cargo home of the
+    // rehearsal's own (so the host's cargo config does not apply), its registry the host's
+    // when the step mounts the registry cache.
+    let cargo_home = caches.dir.join("cargo-home");
+    let registry = cargo_home.join("registry");
+    std::fs::create_dir_all(&cargo_home).map_err(io(&cargo_home))?;
+    let _ = std::fs::remove_file(&registry);
+    if registry_mounted {
+        std::os::unix::fs::symlink(&caches.registry, &registry).map_err(io(&registry))?;
+    }
     // A clean environment, as in a container: the toolchain's own variables, then the stage's.
     let inherited = ["PATH", "HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"]
         .into_iter()
@@ -406,10 +370,7 @@ fn run_step(
         .env_clear()
         .envs(inherited)
         .envs(env)
-        .env(
-            "CARGO_HOME",
-            cargo_home.unwrap_or_else(|| caches.cargo_home.clone()),
-        )
+        .env("CARGO_HOME", &cargo_home)
         .status()
         .map_err(io(Path::new("sh")))?;
     if !status.success() {
@@ -424,21 +385,6 @@ fn run_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dockerignore_anchors_at_the_root_and_covers_directories() {
-        let rules = IgnoreRules::parse("target/\n*.md\n**/*.profraw\n!keep.md\n").expect("rules");
-        assert!(rules.excludes(Path::new("target")));
-        assert!(rules.excludes(Path::new("target/release/x")));
-        assert!(rules.excludes(Path::new("README.md")));
-        assert!(
-            !rules.excludes(Path::new("docs/README.md")),
-            "* stays in one part"
-        );
-        assert!(rules.excludes(Path::new("a/b/c.profraw")));
-        assert!(!rules.excludes(Path::new("keep.md")), "! re-includes");
-        assert!(!rules.excludes(Path::new("server/src/main.rs")));
-    }
 
     #[test]
     fn instructions_join_continuations_and_skip_comments() {

@@ -13,7 +13,7 @@
 //!   service's own flags.
 //! - [`prometheus`]: a Prometheus process on loopback and its HTTP query API.
 //! - [`alertmanager`]: an Alertmanager on loopback with the shipped config, and its alerts.
-//! - [`docker`]: the Dockerfile's build stage rehearsed on the host.
+//! - [`docker`], [`dockerignore`]: the Dockerfile's build stage rehearsed on the host.
 
 use std::path::PathBuf;
 
@@ -22,6 +22,7 @@ pub mod compose;
 pub mod daemon;
 pub mod dashboards;
 pub mod docker;
+pub mod dockerignore;
 pub mod prometheus;
 pub mod promql;
 pub mod rules;

@@ -4,8 +4,11 @@
 //! cannot stand in for them); check-jsonschema and kubernetes-validate come from `PATH`.
 //! Under `CI=true` a missing tool is a failure; elsewhere a loud skip that says how to get it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Where Debian's Alertmanager reads its default notification templates.
+const ALERTMANAGER_TEMPLATES: &str = "/usr/share/prometheus/alertmanager/default.tmpl";
 
 /// The tools `scripts/tools` provides, and where it puts them.
 const PROJECT_TOOLS: [&str; 4] = ["prometheus", "promtool", "alertmanager", "amtool"];
@@ -19,7 +22,10 @@ pub fn project_tools_dir() -> PathBuf {
 /// there is a broken set-up, never a pass); prints SKIPPED and returns `None` elsewhere.
 pub fn tool(name: &str) -> Option<PathBuf> {
     let found = if PROJECT_TOOLS.contains(&name) {
-        Some(project_tools_dir().join(name)).filter(|p| p.is_file())
+        // Debian's Alertmanager cannot start without its templates in place (scripts/tools
+        // puts them there when run as root).
+        let ready = name != "alertmanager" || Path::new(ALERTMANAGER_TEMPLATES).is_file();
+        Some(project_tools_dir().join(name)).filter(|p| p.is_file() && ready)
     } else {
         std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
@@ -42,7 +48,8 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 
 fn install_hint(name: &str) -> &'static str {
     match name {
-        "promtool" | "prometheus" | "alertmanager" | "amtool" => "bash scripts/tools",
+        "promtool" | "prometheus" | "amtool" => "bash scripts/tools",
+        "alertmanager" => "bash scripts/tools (as root: it also places the templates)",
         "check-jsonschema" => "python3 -m pip install check-jsonschema==0.39.0",
         "kubernetes-validate" => "python3 -m pip install kubernetes-validate==1.37.0",
         _ => "your package manager",

@@ -35,6 +35,8 @@ const COMPRESSION: u64 = 60;
 const BASELINE: Duration = Duration::from_secs(30);
 const BURST: Duration = Duration::from_secs(60);
 const RECOVERY: Duration = Duration::from_secs(60);
+/// How long a ticket may show uninhibited beside its active page before that is a failure.
+const INHIBIT_GRACE: Duration = Duration::from_secs(5);
 
 /// Replaces every `from` with `to`, insisting that `from` occurs: a changed shipped file must
 /// break this test loudly rather than silently run against the wrong thing.
@@ -241,6 +243,7 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
     let mut annotations_seen = std::collections::BTreeSet::new();
     let mut page_delivered = None;
     let mut ticket_inhibited = None;
+    let mut ticket_seen: Option<Duration> = None;
     while Instant::now() < burst_end - Duration::from_secs(1) {
         let hits = prom.query(&page_expr).await.expect("page expr");
         for h in &hits {
@@ -270,12 +273,19 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
             page_delivered.get_or_insert(t0.elapsed());
             if let Some(ticket) = burn(&delivered, "warning") {
                 if page.state == "active" {
-                    assert_eq!(
-                        (ticket.state.as_str(), &ticket.inhibited_by),
-                        ("suppressed", &vec![page.fingerprint.clone()]),
-                        "the ticket must be inhibited by the active page: {delivered:?}"
-                    );
-                    ticket_inhibited.get_or_insert(t0.elapsed());
+                    // Alertmanager's inhibitor learns of a new source alert on its own
+                    // schedule: a moment of grace after the ticket first shows.
+                    let first = *ticket_seen.get_or_insert(t0.elapsed());
+                    if ticket.state == "suppressed"
+                        && ticket.inhibited_by.contains(&page.fingerprint)
+                    {
+                        ticket_inhibited.get_or_insert(t0.elapsed());
+                    } else {
+                        assert!(
+                            t0.elapsed() < first + INHIBIT_GRACE,
+                            "the ticket is not inhibited by the active page: {delivered:?}"
+                        );
+                    }
                 }
             }
         }

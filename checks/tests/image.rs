@@ -53,21 +53,25 @@ fn pinned_rust() -> Vec<u64> {
 
 #[test]
 fn the_build_stage_builds_from_a_clean_context_and_the_binaries_run() {
-    // The host toolchain stands in for the build image, so it must be the same release.
+    // The host toolchain stands in for the build image, so it must be the same release. CI
+    // has it; elsewhere a different toolchain skips the rehearsal, loudly.
     let rustc = run(Command::new("rustc").arg("--version")).expect("rustc");
     let host = parse_version(rustc.split_whitespace().nth(1).unwrap_or_default())
         .unwrap_or_else(|| panic!("cannot read {rustc:?}"));
-    assert_eq!(
-        host[..2],
-        pinned_rust()[..2],
-        "the Dockerfile builds with Rust {:?} but this host has {rustc}",
-        pinned_rust()
-    );
+    if host[..2] != pinned_rust()[..2] {
+        let why = format!(
+            "the Dockerfile builds with Rust {:?} but this host has {rustc}",
+            pinned_rust()
+        );
+        assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{why}");
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
 
     let stage = tempfile::tempdir().expect("tempdir");
     let caches = Caches {
         dir: repo_root().join("target/docker-rehearsal"),
-        cargo_home: cargo_home(),
+        registry: cargo_home().join("registry"),
     };
     let started = Instant::now();
     let rehearsal = docker::rehearse(
