@@ -140,29 +140,7 @@ async fn the_report_comes_before_the_linger_and_sigterm_ends_the_linger() {
     let (target, _stop) = support::order_server().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let report = dir.path().join("report.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
-            "--target",
-            &target,
-            "--food-rate",
-            "20",
-            "--clothing-rate",
-            "0",
-        ])
-        .args([
-            "--duration",
-            "1s",
-            "--no-progress",
-            "--metrics-linger",
-            "10m",
-        ])
-        .args(["--metrics-addr", &free_addr().to_string()])
-        .arg("--report-file")
-        .arg(&report)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run loadgen");
+    let mut child = lingering_run(&target, &[], &report);
     // Readiness: the whole report is in the file while the linger runs.
     let deadline = Instant::now() + Duration::from_secs(30);
     let written = loop {
@@ -175,22 +153,7 @@ async fn the_report_comes_before_the_linger_and_sigterm_ends_the_linger() {
     };
     assert_eq!(written["stopped_by"], "duration");
     assert_eq!(child.try_wait().expect("try_wait"), None, "still lingering");
-    let signalled = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(20),
-            "SIGTERM did not end the linger"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = sigterm_and_wait(&mut child);
     assert_eq!(status.code(), Some(0));
     let again: Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
@@ -312,46 +275,10 @@ async fn a_signal_during_the_drain_ends_the_run_with_its_report_and_no_linger() 
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let report = dir.path().join("report.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
-            "--target",
-            &target,
-            "--food-rate",
-            "20",
-            "--clothing-rate",
-            "0",
-        ])
-        .args(["--duration", "1s", "--drain", "4s", "--no-progress"])
-        .args([
-            "--metrics-linger",
-            "10m",
-            "--metrics-addr",
-            &free_addr().to_string(),
-        ])
-        .arg("--report-file")
-        .arg(&report)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run loadgen");
+    let mut child = lingering_run(&target, &["--drain", "4s"], &report);
     // The run ends at 1 s and drains until 5 s: the signal lands in the drain.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let signalled = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(60),
-            "still running: the linger was not skipped"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = sigterm_and_wait(&mut child);
     let mut stderr = String::new();
     use std::io::Read;
     let _ = child
@@ -367,4 +294,53 @@ async fn a_signal_during_the_drain_ends_the_run_with_its_report_and_no_linger() 
         "{written}"
     );
     assert_ne!(status.code(), Some(101), "{stderr}");
+}
+
+/// The binary for a 1 s run against `target` with a 10-minute `--metrics-linger`, its report
+/// in `report`, and `extra` flags.
+fn lingering_run(target: &str, extra: &[&str], report: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--target",
+            target,
+            "--food-rate",
+            "20",
+            "--clothing-rate",
+            "0",
+        ])
+        .args([
+            "--duration",
+            "1s",
+            "--no-progress",
+            "--metrics-linger",
+            "10m",
+        ])
+        .args(["--metrics-addr", &free_addr().to_string()])
+        .args(extra)
+        .arg("--report-file")
+        .arg(report)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run loadgen")
+}
+
+/// Sends SIGTERM and waits for the exit; the linger must not hold the process.
+fn sigterm_and_wait(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let signalled = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(60),
+            "SIGTERM did not end the run: the linger held it"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
