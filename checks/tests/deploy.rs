@@ -426,20 +426,40 @@ fn the_order_server_deployment_follows_the_guide_and_is_hardened() {
         c["livenessProbe"]["httpGet"]["path"].as_str(),
         Some("/healthz")
     );
-    let drain = c["env"]
-        .as_vec()
-        .into_iter()
-        .flatten()
-        .find(|e| e["name"].as_str() == Some("ORDER_SERVER_DRAIN_TIMEOUT"))
-        .and_then(|e| e["value"].as_str())
-        .and_then(rules::parse_duration)
-        .expect("drain timeout set");
+    let env_ms = |name: &str| {
+        c["env"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"].as_str() == Some(name))
+            .and_then(|e| e["value"].as_str())
+            .and_then(rules::parse_duration)
+            .unwrap_or_else(|| panic!("{name} set"))
+    };
+    let drain = env_ms("ORDER_SERVER_DRAIN_TIMEOUT");
+    // A rolling update's late connections are served while endpoints catch up.
+    let delay = env_ms("ORDER_SERVER_SHUTDOWN_DELAY");
+    assert!((3000..=15_000).contains(&delay), "shutdown delay {delay}ms");
     let grace = spec["terminationGracePeriodSeconds"]
         .as_i64()
         .expect("grace") as u64;
     assert!(
-        grace * 1000 > drain + 5000,
-        "grace {grace}s vs drain {drain}ms"
+        grace * 1000 > delay + drain + 5000,
+        "grace {grace}s vs shutdown delay {delay}ms + drain {drain}ms"
+    );
+    assert_eq!(
+        spec["topologySpreadConstraints"][0]["topologyKey"].as_str(),
+        Some("kubernetes.io/hostname")
+    );
+    // Voluntary disruptions keep a replica: a PodDisruptionBudget over the same pods.
+    let pdb = docs
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("PodDisruptionBudget"))
+        .expect("a PodDisruptionBudget for the order server");
+    assert_eq!(pdb["spec"]["minAvailable"].as_i64(), Some(1));
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        docs[0]["spec"]["selector"]["matchLabels"]
     );
     for docs in [
         docs.clone(),

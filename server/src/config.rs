@@ -140,6 +140,12 @@ pub struct ServerArgs {
     #[arg(long, env = "ORDER_SERVER_ERROR_RATE", default_value_t = 0.0005)]
     pub error_rate: f64,
 
+    /// After SIGTERM / Ctrl-C, turn /readyz 503 and keep accepting new connections this long
+    /// before closing the listener, while endpoints and load balancers stop sending here
+    /// (Kubernetes: a few seconds; 0 closes at once).
+    #[arg(long, env = "ORDER_SERVER_SHUTDOWN_DELAY", default_value = "0s", value_parser = crate::config::parse_duration)]
+    pub shutdown_delay: Duration,
+
     /// How long to wait for in-flight requests after SIGTERM / Ctrl-C before exiting.
     #[arg(long, env = "ORDER_SERVER_DRAIN_TIMEOUT", default_value = "10s", value_parser = crate::config::parse_duration)]
     pub drain_timeout: Duration,
@@ -211,6 +217,7 @@ pub struct Config {
     pub timezone: Tz,
     pub sim: SimConfig,
     pub admin_token: Option<String>,
+    pub shutdown_delay: Duration,
     pub drain_timeout: Duration,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
@@ -229,6 +236,7 @@ impl std::fmt::Debug for Config {
             .field("timezone", &self.timezone)
             .field("sim", &self.sim)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("shutdown_delay", &self.shutdown_delay)
             .field("drain_timeout", &self.drain_timeout)
             .field("header_timeout", &self.header_timeout)
             .field("body_timeout", &self.body_timeout)
@@ -246,6 +254,7 @@ impl Default for Config {
             timezone: chrono_tz::Asia::Shanghai,
             sim: SimConfig::default(),
             admin_token: None,
+            shutdown_delay: Duration::ZERO,
             drain_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
@@ -300,6 +309,7 @@ impl ServerArgs {
                 error_rate: self.error_rate,
             },
             admin_token: self.admin_token.clone(),
+            shutdown_delay: self.shutdown_delay,
             drain_timeout: self.drain_timeout,
             header_timeout: self.header_timeout,
             body_timeout: self.body_timeout,

@@ -64,6 +64,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
         latency_sigma = config.sim.sigma,
         load_knee = config.sim.load_knee,
         error_rate = config.sim.error_rate,
+        shutdown_delay = ?config.shutdown_delay,
         drain_timeout = ?config.drain_timeout,
         version = order_server::telemetry::VERSION,
         commit = order_server::telemetry::COMMIT,

@@ -1,7 +1,7 @@
 //! Connection handling: the accept loops for the public and admin listeners (accept errors are
 //! logged and retried with back-off, never fatal), HTTP/1.1 and h2c per connection, the exporter
-//! upkeep task, and graceful shutdown: stop accepting, turn not-ready, let in-flight requests
-//! finish within the drain time.
+//! upkeep task, and graceful shutdown: turn not-ready, keep serving new connections for the
+//! shutdown delay, stop accepting, let in-flight requests finish within the drain time.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,50 +54,33 @@ pub async fn serve_app(
     shutdown: impl Future<Output = ()>,
 ) -> ShutdownReport {
     let cfg = app.config().clone();
-    let builder = http_builder();
-    let graceful = GracefulShutdown::new();
     let upkeep = tokio::spawn(upkeep_loop(Arc::clone(&app), cfg.upkeep_interval));
-    let mut public = Acceptor::new(listener, Port::Public);
-    let mut admin = admin.map(|l| Acceptor::new(l, Port::Admin));
+    let mut ports = Listening {
+        public: Acceptor::new(listener, Port::Public),
+        admin: admin.map(|l| Acceptor::new(l, Port::Admin)),
+        builder: http_builder(),
+        graceful: GracefulShutdown::new(),
+        app: Arc::clone(&app),
+        header_timeout: cfg.header_timeout,
+    };
 
     app.set_ready(true);
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            a = public.accept() => a,
-            a = async { match admin.as_mut() {
-                Some(acc) => acc.accept().await,
-                None => std::future::pending().await,
-            } } => a,
-        };
-        let Some((stream, port)) = accepted else {
-            continue;
-        };
-        // Small JSON answers: do not let Nagle hold them back.
-        let _ = stream.set_nodelay(true);
-        let counts = Arc::clone(&app);
-        let app = Arc::clone(&app);
-        let activity = Arc::new(Activity::new(tokio::time::Instant::now()));
-        let reports = Arc::clone(&activity);
-        let svc = service_fn(move |req| Arc::clone(&app).handle(req, port, Arc::clone(&reports)));
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        let header_timeout = cfg.header_timeout;
-        tokio::spawn(async move {
-            if let Some(Err(e)) = watchdog::guard(conn, &activity, header_timeout).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-                if let Some(status) = rejected_status(&*e) {
-                    counts.telemetry().http_rejected(status);
-                }
-            }
-        });
-    }
-
+    ports.serve_until(shutdown).await;
+    // Not ready first, then keep serving for the shutdown delay: endpoints and load balancers
+    // take a few seconds to stop sending new connections here, and those must not be refused.
     app.set_ready(false);
+    if !cfg.shutdown_delay.is_zero() {
+        tracing::info!(shutdown_delay = ?cfg.shutdown_delay, "not ready; still serving new connections");
+        ports
+            .serve_until(tokio::time::sleep(cfg.shutdown_delay))
+            .await;
+    }
+    let Listening {
+        public,
+        admin,
+        graceful,
+        ..
+    } = ports;
     drop(public);
     drop(admin);
     let open = graceful.count();
@@ -182,6 +165,61 @@ async fn upkeep_loop(app: Arc<App>, every: Duration) {
         tick.tick().await;
         let app = Arc::clone(&app);
         let _ = tokio::task::spawn_blocking(move || app.telemetry().run_upkeep()).await;
+    }
+}
+
+/// The listeners and what every accepted connection is served with.
+struct Listening {
+    public: Acceptor,
+    admin: Option<Acceptor>,
+    builder: auto::Builder<TokioExecutor>,
+    graceful: GracefulShutdown,
+    app: Arc<App>,
+    header_timeout: Duration,
+}
+
+impl Listening {
+    /// Accepts and serves connections on both listeners until `stop` completes.
+    async fn serve_until(&mut self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = &mut stop => return,
+                a = self.public.accept() => a,
+                a = async { match self.admin.as_mut() {
+                    Some(acc) => acc.accept().await,
+                    None => std::future::pending().await,
+                } } => a,
+            };
+            if let Some((stream, port)) = accepted {
+                self.serve(stream, port);
+            }
+        }
+    }
+
+    fn serve(&self, stream: tokio::net::TcpStream, port: Port) {
+        // Small JSON answers: do not let Nagle hold them back.
+        let _ = stream.set_nodelay(true);
+        let counts = Arc::clone(&self.app);
+        let app = Arc::clone(&self.app);
+        let activity = Arc::new(Activity::new(tokio::time::Instant::now()));
+        let reports = Arc::clone(&activity);
+        let svc = service_fn(move |req| Arc::clone(&app).handle(req, port, Arc::clone(&reports)));
+        let conn = self
+            .builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = self.graceful.watch(conn);
+        let header_timeout = self.header_timeout;
+        tokio::spawn(async move {
+            if let Some(Err(e)) = watchdog::guard(conn, &activity, header_timeout).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+                if let Some(status) = rejected_status(&*e) {
+                    counts.telemetry().http_rejected(status);
+                }
+            }
+        });
     }
 }
 

@@ -443,3 +443,51 @@ async fn fault_requests_are_held_to_the_documented_range_in_plain_words() {
     assert_eq!(r.status(), 201, "1 s is in range");
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_the_shutdown_delay_new_connections_are_served_while_not_ready() {
+    let (mut child, addr, log) = spawn_server(&["--simulate", "off", "--shutdown-delay", "5s"]);
+    kill("-TERM", child.id());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log
+        .try_iter()
+        .any(|l| l.contains("still serving new connections"))
+    {
+        assert!(Instant::now() < deadline, "no shutdown delay began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Fresh connections (no pooling): a rolling update's late arrivals.
+    let fresh = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client")
+    };
+    let ready = fresh()
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .expect("readyz during the delay");
+    assert_eq!(ready.status(), 503, "not ready during the delay");
+    for _ in 0..5 {
+        let order = fresh()
+            .get(format!("http://{addr}/makeFoodOrder"))
+            .send()
+            .await
+            .expect("a new connection during the delay is accepted");
+        assert_eq!(order.status(), 200);
+    }
+    let exited = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(exited.elapsed() < Duration::from_secs(60), "never exited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed after the delay"
+    );
+}
