@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Daemon {
     child: Child,
-    dir: tempfile::TempDir,
+    /// The scratch directory (config, data, log), removed with the daemon.
+    _dir: tempfile::TempDir,
     log: PathBuf,
     pub addr: SocketAddr,
     pub client: reqwest::Client,
@@ -40,7 +41,7 @@ impl Daemon {
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let daemon = Daemon {
             child,
-            dir,
+            _dir: dir,
             log,
             addr,
             client: reqwest::Client::builder()
@@ -52,11 +53,6 @@ impl Daemon {
             .wait_ready(name, ready_path, Duration::from_secs(30))
             .await?;
         Ok(daemon)
-    }
-
-    /// The scratch directory.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     async fn wait_ready(&self, name: &str, path: &str, limit: Duration) -> Result<(), String> {

@@ -87,10 +87,9 @@ pub struct Caches {
     pub registry: PathBuf,
 }
 
-/// The outcome: the stage's root on the host and the files the final stage copies out of it.
+/// The outcome: the files the final stage copies out of the rehearsed build stage.
 #[derive(Debug)]
 pub struct Rehearsal {
-    pub root: PathBuf,
     /// The final stage's destination path -> the rehearsed file on the host.
     pub outputs: BTreeMap<String, PathBuf>,
 }
@@ -199,10 +198,7 @@ pub fn rehearse(
             outputs.insert(target, on_host);
         }
     }
-    Ok(Rehearsal {
-        root: root.to_path_buf(),
-        outputs,
-    })
+    Ok(Rehearsal { outputs })
 }
 
 /// The stages in order: (`AS` name, instructions including the `FROM`). Global `ARG`s before

@@ -236,9 +236,10 @@ pub async fn serve_metrics(
         let reports = Arc::clone(&activity);
         let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let (m, renders) = (Arc::clone(&m), Arc::clone(&renders));
-            let busy = Arc::clone(&reports);
+            let conn = Arc::clone(&reports);
             async move {
-                let busy = busy.begin();
+                // Busy while the answer is made: the watchdog never cuts a scrape short.
+                let busy = conn.begin();
                 let resp = metrics_response(req.uri().path(), m, &renders).await;
                 drop(busy);
                 Ok::<_, Infallible>(resp)

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::task::{AbortHandle, JoinError};
+use tokio::time::Instant;
 
 use crate::render::{RenderError, SharedRender};
-use tokio::time::Instant;
 
 /// The shortest head start a pre-render gets on the scrape it is for.
 const MIN_LEAD: Duration = Duration::from_millis(20);
