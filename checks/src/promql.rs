@@ -12,6 +12,8 @@ pub struct Selector {
     /// Empty for a selector by labels only (`{job="x"}`).
     pub name: String,
     pub matchers: Vec<LabelMatcher>,
+    /// The range of a range selector (`name[5m]`); `None` for an instant selector.
+    pub range: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -57,9 +59,9 @@ pub fn selectors(expr: &str) -> Result<Vec<Selector>, String> {
     impl ExprVisitor for Collect {
         type Error = String;
         fn pre_visit(&mut self, e: &Expr) -> Result<bool, String> {
-            let vs = match e {
-                Expr::VectorSelector(vs) => vs,
-                Expr::MatrixSelector(ms) => &ms.vs,
+            let (vs, range) = match e {
+                Expr::VectorSelector(vs) => (vs, None),
+                Expr::MatrixSelector(ms) => (&ms.vs, Some(ms.range)),
                 _ => return Ok(true),
             };
             let matchers: Vec<LabelMatcher> = vs
@@ -89,7 +91,11 @@ pub fn selectors(expr: &str) -> Result<Vec<Selector>, String> {
                 })
                 // `{job="x"}` selects every metric of the job: valid, with no name to check.
                 .unwrap_or_default();
-            self.0.push(Selector { name, matchers });
+            self.0.push(Selector {
+                name,
+                matchers,
+                range,
+            });
             Ok(true)
         }
     }
@@ -157,6 +163,8 @@ mod tests {
             [("job", "a"), ("le", "0.25")]
         );
         assert!(s[1].has_matcher("job"));
+        assert_eq!(s[0].range, Some(std::time::Duration::from_secs(300)));
+        assert_eq!(s[1].range, None);
         assert!(!s[1].equalities().any(|_| true));
     }
 

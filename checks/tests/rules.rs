@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::time::Duration;
 
 use order_metrics_checks::rules::{self, Rule};
 use order_metrics_checks::tools::{run, tool};
@@ -171,6 +172,46 @@ fn rules_select_the_jobs_the_config_scrapes() {
     }
 }
 
+/// The container names the rules match under CCE's pod-annotation discovery are the
+/// containers the Kubernetes manifests run.
+#[test]
+fn rules_select_the_containers_the_manifests_run() {
+    let root = repo_root();
+    let mut containers = BTreeSet::new();
+    for rel in [
+        "deploy/k8s/order-server.yaml",
+        "deploy/k8s/loadgen.yaml",
+        "deploy/k8s/jobs/loadgen-job.yaml",
+    ] {
+        let text = std::fs::read_to_string(root.join(rel)).expect("manifest");
+        for doc in yaml_rust2::YamlLoader::load_from_str(&text).expect("yaml") {
+            for c in doc["spec"]["template"]["spec"]["containers"]
+                .as_vec()
+                .into_iter()
+                .flatten()
+            {
+                containers.insert(c["name"].as_str().expect("container name").to_string());
+            }
+        }
+    }
+    let mut seen = 0;
+    for r in rules::load_all(&root).expect("rules") {
+        for s in promql::selectors(&r.expr).expect("rule expr parses") {
+            for m in s.matchers.iter().filter(|m| m.label == "container") {
+                for c in m.value.split('|') {
+                    seen += 1;
+                    assert!(
+                        containers.contains(c),
+                        "{:?}: container {c} is not in the manifests ({containers:?})",
+                        r.alert
+                    );
+                }
+            }
+        }
+    }
+    assert!(seen >= 4, "{seen} container matchers");
+}
+
 #[test]
 fn scenarios_name_alerts_that_exist() {
     let names: BTreeSet<String> = alerts().into_iter().filter_map(|a| a.alert).collect();
@@ -198,4 +239,59 @@ fn scenarios_name_alerts_that_exist() {
         );
     }
     assert!(seen >= 6, "{seen} scenarios");
+}
+
+/// Days of raw 5 s scrapes per evaluation are what recording rules exist to avoid: windows of
+/// a day or more read the recorded 5-minute rates.
+#[test]
+fn long_windows_read_recorded_rates_not_raw_scrapes() {
+    let all = rules::load_all(&repo_root()).expect("rules");
+    let recorded: BTreeSet<String> = all.iter().filter_map(|r| r.record.clone()).collect();
+    let mut long = 0;
+    for r in &all {
+        for s in promql::selectors(&r.expr).expect("rule expr parses") {
+            if s.range.is_some_and(|d| d >= Duration::from_secs(86_400)) {
+                long += 1;
+                assert!(
+                    recorded.contains(&s.name),
+                    "{:?}: {}[{:?}] reads raw samples over a long window",
+                    r.record.as_ref().or(r.alert.as_ref()),
+                    s.name,
+                    s.range
+                );
+            }
+        }
+    }
+    assert!(long >= 10, "{long} long-window selectors");
+}
+
+/// The compose stack's Prometheus keeps at least the longest window any rule looks back over,
+/// or the 30-day budget silently becomes "the budget of the data kept".
+#[test]
+fn compose_retention_covers_the_longest_rule_window() {
+    let root = repo_root();
+    let longest = rules::load_all(&root)
+        .expect("rules")
+        .iter()
+        .flat_map(|r| promql::selectors(&r.expr).expect("rule expr parses"))
+        .filter_map(|s| s.range)
+        .max()
+        .expect("some range");
+    assert!(longest >= Duration::from_secs(30 * 86_400), "{longest:?}");
+    let args = order_metrics_checks::compose::command(&root, "prometheus", &[]).expect("command");
+    let retention = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--storage.tsdb.retention.time="))
+        .expect("compose sets --storage.tsdb.retention.time");
+    let kept = rules::parse_duration(retention).expect("retention is a duration");
+    assert!(
+        u128::from(kept) >= longest.as_millis(),
+        "retention {retention} is shorter than the longest rule window {longest:?}"
+    );
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--storage.tsdb.retention.size")),
+        "a size limit can cut the 30-day window short"
+    );
 }
