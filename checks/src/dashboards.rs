@@ -243,6 +243,9 @@ pub fn lint(d: &Dashboard) -> Vec<String> {
         {
             problem(format!("panel {title:?} has no unit"));
         }
+        for t in threshold_problems(p) {
+            problem(format!("panel {title:?}: {t}"));
+        }
         let targets = p["targets"].as_array().map(Vec::as_slice).unwrap_or(&[]);
         if targets.is_empty() {
             problem(format!("panel {title:?} has no queries"));
@@ -254,6 +257,26 @@ pub fn lint(d: &Dashboard) -> Vec<String> {
             }
             if t["expr"].as_str().unwrap_or_default().trim().is_empty() {
                 problem(format!("panel {title:?} has an empty query"));
+            }
+        }
+    }
+
+    for l in j["links"].as_array().into_iter().flatten() {
+        let url = l["url"].as_str().unwrap_or_default();
+        if !url.starts_with("/d/") {
+            continue;
+        }
+        for needed in ["${__url_time_range}", "${datasource:queryparam}"] {
+            if !url.contains(needed) {
+                problem(format!("link {url:?} does not carry {needed}"));
+            }
+        }
+        let (_, reads) = crate::grafana::link_variables(url);
+        for r in reads {
+            if !r.starts_with("__") && !var_names.contains(r.as_str()) {
+                problem(format!(
+                    "link {url:?} reads ${{{r}}}, which is not a variable of this dashboard"
+                ));
             }
         }
     }
@@ -299,6 +322,55 @@ pub fn lint(d: &Dashboard) -> Vec<String> {
     problems
 }
 
+/// Panel types whose colour comes from thresholds unless told otherwise. Without explicit
+/// thresholds Grafana gives them its default: green, red from 80.
+const THRESHOLD_COLOURED: [&str; 5] = [
+    "stat",
+    "gauge",
+    "bargauge",
+    "state-timeline",
+    "status-history",
+];
+
+/// A panel's thresholds must be chosen, not Grafana's default, and every step above the base
+/// must be explained in the description (its value as the reader sees it: 0.25 s as 250, 0.25
+/// of percentunit as 25), so a colour change on screen always means something stated.
+fn threshold_problems(p: &Value) -> Vec<String> {
+    let defaults = &p["fieldConfig"]["defaults"];
+    let drawn = defaults["custom"]["thresholdsStyle"]["mode"]
+        .as_str()
+        .is_some_and(|m| m != "off");
+    let coloured = THRESHOLD_COLOURED.contains(&p["type"].as_str().unwrap_or_default());
+    if !(drawn || coloured) {
+        return Vec::new();
+    }
+    let Some(steps) = defaults["thresholds"]["steps"].as_array() else {
+        return vec![
+            "no explicit thresholds, so Grafana's default (red from 80) colours it".into(),
+        ];
+    };
+    let description = p["description"].as_str().unwrap_or_default();
+    let numbers: Vec<f64> = description
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|w| w.trim_end_matches('.').parse().ok())
+        .collect();
+    let scales: &[f64] = match defaults["unit"].as_str() {
+        Some("percentunit") => &[100.0],
+        Some("s") => &[1.0, 1000.0],
+        _ => &[1.0],
+    };
+    steps
+        .iter()
+        .filter_map(|s| s["value"].as_f64())
+        .filter(|v| {
+            !scales
+                .iter()
+                .any(|k| numbers.iter().any(|n| (n - v * k).abs() < 1e-9))
+        })
+        .map(|v| format!("threshold {v} is not explained in the description"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +409,15 @@ mod tests {
     #[test]
     fn a_clean_dashboard_passes() {
         assert_eq!(lint_json(clean()), Vec::<String>::new());
+        // Explained thresholds, in the unit the reader sees, pass.
+        let mut j = clean();
+        j["panels"][1]["type"] = json!("stat");
+        j["panels"][1]["fieldConfig"]["defaults"] = json!({"unit": "s", "thresholds": {
+            "mode": "absolute", "steps": [{"color": "green", "value": null}, {"color": "red", "value": 0.25}]}});
+        j["panels"][1]["description"] = json!("Red above the 250 ms SLO.");
+        j["links"] = json!([{"type": "link",
+            "url": "/d/other/x?${__url_time_range}&${datasource:queryparam}&var-job=${job:percentencode}"}]);
+        assert_eq!(lint_json(j), Vec::<String>::new());
     }
 
     #[test]
@@ -392,6 +473,33 @@ mod tests {
             (
                 "no description",
                 Box::new(|j| j["panels"][1]["description"] = json!("")),
+            ),
+            (
+                "Grafana's default (red from 80)",
+                Box::new(|j| j["panels"][1]["type"] = json!("stat")),
+            ),
+            (
+                "threshold 0.25 is not explained",
+                Box::new(|j| {
+                    j["panels"][1]["fieldConfig"]["defaults"] = json!({"unit": "percentunit",
+                        "thresholds": {"mode": "absolute", "steps": [
+                            {"color": "red", "value": null}, {"color": "green", "value": 0.25}]}});
+                    j["panels"][1]["type"] = json!("stat");
+                    j["panels"][1]["description"] = json!("green above 0.25");
+                }),
+            ),
+            (
+                "does not carry ${datasource:queryparam}",
+                Box::new(|j| {
+                    j["links"] = json!([{"type": "link", "url": "/d/other/x?${__url_time_range}"}])
+                }),
+            ),
+            (
+                "reads ${nope}",
+                Box::new(|j| {
+                    j["links"] = json!([{"type": "link",
+                    "url": "/d/other/x?${__url_time_range}&${datasource:queryparam}&var-job=${nope}"}])
+                }),
             ),
         ];
         for (expected, break_it) in cases {

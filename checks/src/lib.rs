@@ -9,6 +9,7 @@
 //! - [`promql`]: Grafana variable expansion and the metric selectors of an expression.
 //! - [`rules`]: rule files, their alerts and records, time compression for the end-to-end run.
 //! - [`dashboards`]: dashboard JSON, its queries, and the lint.
+//! - [`grafana`]: template variables resolved against a Prometheus the way Grafana does.
 //! - [`daemon`], [`compose`]: a server process on loopback, started with the compose
 //!   service's own flags.
 //! - [`prometheus`]: a Prometheus process on loopback and its HTTP query API.
@@ -23,6 +24,7 @@ pub mod daemon;
 pub mod dashboards;
 pub mod docker;
 pub mod dockerignore;
+pub mod grafana;
 pub mod prometheus;
 pub mod promql;
 pub mod rules;

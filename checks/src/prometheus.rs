@@ -121,6 +121,50 @@ impl Prometheus {
             .collect()
     }
 
+    /// The values of `label` on the series matching `selector` (all series when `None`) over
+    /// the last `window`, sorted: the `/api/v1/label/<label>/values` call Grafana makes for a
+    /// `label_values(...)` variable.
+    pub async fn label_values(
+        &self,
+        label: &str,
+        selector: Option<&str>,
+        window: std::time::Duration,
+    ) -> Result<Vec<String>, String> {
+        let url = format!("http://{}/api/v1/label/{label}/values", self.addr);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?;
+        let mut params = vec![
+            ("start", format!("{}", (now - window).as_secs())),
+            ("end", format!("{}", now.as_secs())),
+        ];
+        if let Some(m) = selector {
+            params.push(("match[]", m.to_string()));
+        }
+        let body: Value = self
+            .daemon
+            .client
+            .get(&url)
+            .query(&params)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("{url}: not JSON: {e}"))?;
+        if body["status"] != "success" {
+            return Err(format!("{url} {params:?}: {body}"));
+        }
+        let mut values: Vec<String> = body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        values.sort();
+        Ok(values)
+    }
+
     /// The health of every scrape target: (job, health, last error).
     pub async fn targets(&self) -> Result<Vec<(String, String, String)>, String> {
         let body = self.daemon.get_json("/api/v1/targets").await?;

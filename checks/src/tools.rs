@@ -1,5 +1,5 @@
 //! External tools the checks run, and where each comes from. Prometheus, promtool,
-//! Alertmanager and amtool are the project's own copies in `target/tools/bin`, fetched by
+//! Alertmanager, amtool and kustomize are the project's own copies in `target/tools/bin`, fetched by
 //! `scripts/tools` from Debian unstable (never a system package, so a Prometheus 2 on `PATH`
 //! cannot stand in for them); check-jsonschema and kubernetes-validate come from `PATH`.
 //! Under `CI=true` a missing tool is a failure; elsewhere a loud skip that says how to get it.
@@ -11,7 +11,13 @@ use std::process::Command;
 const ALERTMANAGER_TEMPLATES: &str = "/usr/share/prometheus/alertmanager/default.tmpl";
 
 /// The tools `scripts/tools` provides, and where it puts them.
-const PROJECT_TOOLS: [&str; 4] = ["prometheus", "promtool", "alertmanager", "amtool"];
+const PROJECT_TOOLS: [&str; 5] = [
+    "prometheus",
+    "promtool",
+    "alertmanager",
+    "amtool",
+    "kustomize",
+];
 
 /// The directory holding the project's Prometheus and Alertmanager binaries.
 pub fn project_tools_dir() -> PathBuf {
@@ -34,21 +40,46 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         })
     };
     if found.is_none() {
-        let hint = format!(
+        missing(&format!(
             "{name} not found: get it with `{}` (scripts/test does it)",
             install_hint(name)
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{hint} (required under CI)");
-        }
-        eprintln!("SKIPPED: {hint}");
+        ));
     }
     found
 }
 
+/// The pip packages the guide's Flask service (`bench/guide/order-server.py`) needs, pinned
+/// as `scripts/test` and `bench/run` install them.
+pub const GUIDE_PACKAGES: [&str; 2] = ["flask==3.0.3", "prometheus-client==0.20.0"];
+
+/// A `python3` that can run the guide's service (imports flask and prometheus_client), with
+/// the same CI rule as [`tool`].
+pub fn guide_python() -> Option<PathBuf> {
+    let python = tool("python3")?;
+    let ok = Command::new(&python)
+        .args(["-c", "import flask, prometheus_client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        missing(&format!(
+            "python3 cannot import flask and prometheus_client: get them with `python3 -m pip install {}` (scripts/test does it)",
+            GUIDE_PACKAGES.join(" ")
+        ));
+        return None;
+    }
+    Some(python)
+}
+
+fn missing(hint: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{hint} (required under CI)");
+    }
+    eprintln!("SKIPPED: {hint}");
+}
+
 fn install_hint(name: &str) -> &'static str {
     match name {
-        "promtool" | "prometheus" | "amtool" => "bash scripts/tools",
+        "promtool" | "prometheus" | "amtool" | "kustomize" => "bash scripts/tools",
         "alertmanager" => "bash scripts/tools (as root: it also places the templates)",
         "check-jsonschema" => "python3 -m pip install check-jsonschema==0.39.0",
         "kubernetes-validate" => "python3 -m pip install kubernetes-validate==1.37.0",

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use order_metrics_checks::dashboards::{self, Dashboard};
-use order_metrics_checks::{promql, repo_root, rules};
+use order_metrics_checks::{grafana, promql, repo_root, rules};
 use order_server::app::App;
 use order_server::exposition::Exposition;
 use order_server::Config;
@@ -46,6 +46,42 @@ fn dashboards_pass_the_lint() {
         );
     }
     assert!(uids.contains("order-service") && uids.contains("order-loadgen"));
+}
+
+/// The links between the two dashboards open the other one on the same time range, data
+/// source and server job: every `var-NAME=` they set is a variable of the target.
+#[test]
+fn links_between_dashboards_carry_variables_the_target_has() {
+    let boards = all_dashboards();
+    let mut links = 0;
+    for d in &boards {
+        for (uid, url) in grafana::links(d) {
+            let target = boards
+                .iter()
+                .find(|b| b.uid() == uid)
+                .unwrap_or_else(|| panic!("{}: link to unknown dashboard {uid}", d.title()));
+            let names: BTreeSet<&str> = target
+                .variables()
+                .into_iter()
+                .filter_map(|v| v["name"].as_str())
+                .collect();
+            let (sets, _) = grafana::link_variables(&url);
+            assert!(
+                sets.iter().any(|s| s != "datasource"),
+                "{}: link {url} carries no variable but the data source",
+                d.title()
+            );
+            for name in sets {
+                assert!(
+                    names.contains(name.as_str()),
+                    "{}: link {url} sets var-{name}, which {uid} does not have ({names:?})",
+                    d.title()
+                );
+            }
+            links += 1;
+        }
+    }
+    assert!(links >= 2, "{links} links");
 }
 
 #[test]

@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use order_metrics_checks::alertmanager::{Alert, Alertmanager};
-use order_metrics_checks::dashboards::{self, Dashboard};
+use order_metrics_checks::dashboards;
 use order_metrics_checks::prometheus::{free_port, Prometheus};
 use order_metrics_checks::tools::tool;
-use order_metrics_checks::{promql, repo_root, rules};
+use order_metrics_checks::{grafana, promql, repo_root, rules};
 use order_server::app::App;
 use order_server::Config;
 use tokio::net::TcpListener;
@@ -49,14 +49,13 @@ fn replace_all(text: &str, pairs: &[(&str, &str)]) -> String {
     out
 }
 
-fn dashboard_vars(d: &Dashboard) -> Vec<(&'static str, &'static str)> {
-    let mut v: Vec<(&str, &str)> = dashboards::GRAFANA_BUILTINS.to_vec();
-    match d.uid() {
-        "order-service" => v.extend([("job", "order-server"), ("instance", ".*")]),
-        "order-loadgen" => v.extend([("job", "loadgen"), ("server_job", "order-server")]),
-        other => panic!("no variable values for dashboard {other}"),
+/// Which jobs each dashboard's job variables must offer once Grafana has resolved them.
+fn expected_jobs(uid: &str) -> &'static [(&'static str, &'static str)] {
+    match uid {
+        "order-service" => &[("job", "order-server")],
+        "order-loadgen" => &[("job", "loadgen"), ("server_job", "order-server")],
+        other => panic!("no expectation for dashboard {other}"),
     }
-    v
 }
 
 /// The food `OrderServiceErrorBudgetBurn` of `severity` among Alertmanager's alerts.
@@ -190,7 +189,15 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
     let mut empty = Vec::new();
     let mut checked = 0;
     for d in &boards {
-        let vars = dashboard_vars(d);
+        // The variables as Grafana resolves them on load: from Prometheus's label values.
+        let resolved = grafana::resolve(d, &prom)
+            .await
+            .unwrap_or_else(|e| panic!("{}: variables: {e}", d.title()));
+        for (name, job) in expected_jobs(d.uid()) {
+            let var = resolved.iter().find(|r| r.name == *name).expect("variable");
+            assert_eq!(var.options, [*job], "{} / ${name}", d.title());
+        }
+        let vars = grafana::expansion(&resolved);
         for q in d.queries() {
             let expr = promql::expand(&q.expr, &vars);
             if q.annotation {
