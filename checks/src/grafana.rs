@@ -1,7 +1,7 @@
 //! Grafana's side of a dashboard on a Prometheus data source: the template variables resolved
 //! in order against a real Prometheus, the way Grafana 12 resolves them on load (a
 //! `label_values(...)` query through the label-values API over the dashboard's time range, the
-//! variable's regex and sort, "All" selected where it is offered, the first option elsewhere),
+//! variable's sort, "All" selected where it is offered, the first option elsewhere),
 //! and their values written into a query the way Grafana's Prometheus data source writes them
 //! (regex-escaped and joined for multi-value and "All" variables, plain otherwise). The
 //! escaping follows `prometheusRegularEscape` and `prometheusSpecialRegexEscape` (classic
@@ -88,33 +88,20 @@ pub fn format_values(selected: &[String], multi_or_all: bool) -> String {
     }
 }
 
-/// The options of a variable from its raw values: the variable's regex applied (its first
-/// capture group where it has one), duplicates dropped, then its sort.
+/// The options of a variable from its raw values: duplicates dropped, then its sort. A
+/// variable regex is refused rather than half-modelled (Grafana keeps the whole value without
+/// a capture group, anchors a regex not written as /.../, honours flags and named groups): the
+/// bundled dashboards use none.
 pub fn options(raw: Vec<String>, regex: &str, sort: u64) -> Result<Vec<String>, String> {
-    let filter = if regex.is_empty() {
-        None
-    } else {
-        let pattern = regex
-            .strip_prefix('/')
-            .and_then(|r| r.strip_suffix('/'))
-            .unwrap_or(regex);
-        Some(regex::Regex::new(pattern).map_err(|e| format!("regex {regex:?}: {e}"))?)
-    };
+    if !regex.is_empty() {
+        return Err(format!(
+            "variable regex {regex:?}: not modelled by the checks; resolve it in Grafana"
+        ));
+    }
     let mut out: Vec<String> = Vec::new();
     for v in raw {
-        let kept = match &filter {
-            None => Some(v),
-            Some(re) => re.captures(&v).map(|c| {
-                c.get(1)
-                    .or_else(|| c.get(0))
-                    .map(|m| m.as_str().to_string())
-                    .unwrap_or_default()
-            }),
-        };
-        if let Some(k) = kept {
-            if !out.contains(&k) {
-                out.push(k);
-            }
+        if !out.contains(&v) {
+            out.push(v);
         }
     }
     match sort {
@@ -269,21 +256,14 @@ mod tests {
     }
 
     #[test]
-    fn options_apply_regex_and_sort() {
+    fn options_are_sorted_and_a_regex_is_refused() {
         let raw = vec!["b:1".to_string(), "a:2".into(), "c:3".into(), "a:2".into()];
-        assert_eq!(
-            options(raw.clone(), "", 1).unwrap_or_default(),
-            ["a:2", "b:1", "c:3"]
-        );
-        assert_eq!(
-            options(raw.clone(), "", 0).unwrap_or_default(),
-            ["b:1", "a:2", "c:3"]
-        );
-        assert_eq!(
-            options(raw.clone(), "/([ab]):.*/", 2).unwrap_or_default(),
-            ["b", "a"]
-        );
-        assert!(options(raw, "(", 0).is_err());
+        let sorted = |sort| options(raw.clone(), "", sort).unwrap_or_default();
+        assert_eq!(sorted(1), ["a:2", "b:1", "c:3"]);
+        assert_eq!(sorted(0), ["b:1", "a:2", "c:3"]);
+        assert_eq!(sorted(2), ["c:3", "b:1", "a:2"]);
+        assert!(options(raw.clone(), "/([ab]):.*/", 0).is_err());
+        assert!(options(raw, "", 3).is_err());
     }
 
     #[test]

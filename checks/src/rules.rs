@@ -238,7 +238,7 @@ pub fn compress(text: &str, factor: u64) -> Result<String, String> {
 }
 
 /// Where the Kubernetes copy of the rules lives.
-pub const PROMETHEUS_RULE_PATH: &str = "deploy/k8s/monitoring/prometheusrule.yaml";
+pub const PROMETHEUS_RULE_PATH: &str = "deploy/k8s/rules/prometheusrule.yaml";
 
 /// The `PrometheusRule` manifest carrying every bundled rule file's groups unchanged: one
 /// object per file, named after it, in the `monitoring` namespace with the label the CCE

@@ -92,6 +92,10 @@ fn prometheus_rule_manifest_carries_the_rule_files() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_check_jsonschema,
+    ignore = "check-jsonschema not on PATH: python3 -m pip install check-jsonschema==0.39.0"
+)]
 fn compose_file_follows_the_compose_spec_and_its_mounts_exist() {
     let Some(checker) = tool("check-jsonschema") else {
         return;
@@ -349,6 +353,10 @@ fn manifests() -> Vec<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(
+    missing_kubernetes_validate,
+    ignore = "kubernetes-validate not on PATH: python3 -m pip install kubernetes-validate==1.37.0"
+)]
 fn manifests_pass_kubernetes_validate_strict_on_old_and_new_clusters() {
     let Some(validate) = tool("kubernetes-validate") else {
         return;
@@ -388,6 +396,7 @@ fn kustomizations_list_every_manifest_and_nothing_missing() {
         "deploy/k8s",
         "deploy/k8s/monitoring",
         "deploy/k8s/jobs",
+        "deploy/k8s/rules",
         "deploy/k8s/kube-prometheus-stack",
     ] {
         let k = &yaml_docs(&format!("{dir}/kustomization.yaml"))[0];
@@ -550,6 +559,10 @@ fn the_loadgen_job_splits_the_rate_by_completion_index() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_amtool,
+    ignore = "amtool not in target/tools/bin: run bash scripts/tools"
+)]
 fn alertmanager_config_is_valid_and_routes_by_severity() {
     let Some(amtool) = tool("amtool") else {
         return;

@@ -30,6 +30,10 @@ fn label<'a>(doc: &'a Yaml, key: &str) -> Option<&'a str> {
 }
 
 #[test]
+#[cfg_attr(
+    missing_kustomize,
+    ignore = "kustomize not in target/tools/bin: run bash scripts/tools"
+)]
 fn every_kustomization_builds_into_what_its_prometheus_selects() {
     let Some(kustomize) = tool("kustomize") else {
         return;
@@ -62,7 +66,11 @@ fn every_kustomization_builds_into_what_its_prometheus_selects() {
     let jobs = build(&kustomize, "deploy/k8s/jobs");
     assert_eq!(of_kind(&jobs, "Job").len(), 1);
 
-    // The CCE add-on: rules in `monitoring` with `role: operator-prometheus`.
+    // The CCE add-on: rules in `monitoring` with `role: operator-prometheus`, alone (beside
+    // the pods' annotations) or with the PodMonitors.
+    let rules_only = build(&kustomize, "deploy/k8s/rules");
+    assert_eq!(rules_only.len(), 2);
+    assert_eq!(of_kind(&rules_only, "PrometheusRule").len(), 2);
     let cce = build(&kustomize, "deploy/k8s/monitoring");
     let cce_rules = of_kind(&cce, "PrometheusRule");
     assert_eq!(cce_rules.len(), 2);
@@ -98,4 +106,16 @@ fn every_kustomization_builds_into_what_its_prometheus_selects() {
     for (a, b) in of_kind(&kps, "PrometheusRule").iter().zip(cce_rules) {
         assert_eq!(a["spec"], b["spec"], "the rules changed");
     }
+
+    // The check can fail: a kustomization naming a resource that is not there does not build.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        "resources:\n  - missing.yaml\n",
+    )
+    .expect("write");
+    assert!(
+        run(Command::new(&kustomize).arg("build").arg(dir.path())).is_err(),
+        "kustomize built a kustomization with a missing resource"
+    );
 }
