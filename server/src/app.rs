@@ -23,15 +23,12 @@ use crate::config::Config;
 use crate::contract::{method_label, OrderStatus, OrderType, Route};
 use crate::daily::DailyCounter;
 use crate::faults::{FaultRequest, FaultTable};
-use crate::scrape::ScrapeCache;
+use crate::render::SharedRender;
 use crate::sim::Simulator;
 use crate::telemetry::Telemetry;
 use crate::watchdog::Activity;
 
-/// Prometheus text format 0.0.4; Prometheus 3 refuses a scrape with a blank content type.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// Largest request body accepted (orders carry none; fault requests are tiny).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+use crate::contract::{MAX_BODY_BYTES, METRICS_CONTENT_TYPE};
 
 /// Shared state of one server instance.
 #[derive(Debug)]
@@ -41,7 +38,8 @@ pub struct App {
     daily: DailyCounter,
     sim: Simulator,
     faults: FaultTable,
-    scrape: Arc<ScrapeCache>,
+    /// One render at a time, shared by the scrapes that arrive while it runs.
+    renders: SharedRender,
     ready: AtomicBool,
     in_flight: AtomicU64,
     orders_in_progress: AtomicU64,
@@ -67,7 +65,7 @@ impl App {
             daily: DailyCounter::new(config.timezone, now),
             sim: Simulator::new(config.sim.clone()),
             faults: FaultTable::default(),
-            scrape: ScrapeCache::new(config.metrics_max_age),
+            renders: SharedRender::new(),
             ready: AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
             orders_in_progress: AtomicU64::new(0),
@@ -222,13 +220,15 @@ impl App {
     }
 
     async fn metrics(self: &Arc<Self>, conn: &Arc<Activity>) -> Response<Body> {
-        // The cache renders on the blocking pool (rendering walks every series), now or just
-        // before a steady scraper's next visit. Weak: a render planned ahead must not keep a
-        // server that has shut down alive.
-        let app = Arc::downgrade(self);
-        let render = move || app.upgrade().map(|a| a.render_metrics());
-        match self.scrape.scrape(render).await {
-            Ok(text) => Response::builder()
+        // Rendering walks every series, so it runs on the blocking pool; scrapes that arrive
+        // meanwhile share it (render.rs).
+        let app = Arc::clone(self);
+        match self
+            .renders
+            .render(move || Some(app.render_metrics()))
+            .await
+        {
+            Ok((_, text)) => Response::builder()
                 .status(StatusCode::OK)
                 .header(CONTENT_TYPE, METRICS_CONTENT_TYPE)
                 .body(Body::unsent(text, conn.unsent()))
@@ -351,14 +351,14 @@ async fn read_body(body: Incoming, timeout: std::time::Duration) -> Result<Bytes
     }
 }
 
-/// The answer to every successful order, written straight into one buffer: building it as
-/// a `serde_json::Value` (a map of owned strings, serialised, then dropped) cost about 4,500
-/// instructions per order, a third of the whole request (see BENCHMARKS.md).
+/// The answer to every successful order, written straight into one buffer: a
+/// `serde_json::Value` would build a map of owned strings per order only to serialise and drop
+/// it, a large share of a request's work (BENCHMARKS.md has the figures).
 fn order_accepted(seq: u64, t: OrderType, amount: f64, items: u32) -> Response<Body> {
-    // Amounts are whole cents (see sim.rs), so two integers print them exactly. itoa instead
-    // of write!: the formatting machinery alone cost over a thousand instructions here.
-    // BytesMut: freezing it hands the buffer to the body as is, where `Bytes::from(String)`
-    // allocated again to shrink it.
+    // Amounts are whole cents (see sim.rs), so two integers print them exactly. itoa rather
+    // than write!, whose formatting machinery costs more than the rest of this function.
+    // BytesMut: freezing it hands the buffer to the body as is; `Bytes::from(String)` would
+    // allocate again to shrink it.
     let cents = (amount * 100.0).round().max(0.0) as u64;
     let mut num = itoa::Buffer::new();
     let mut body = BytesMut::with_capacity(96);

@@ -172,12 +172,6 @@ pub struct ServerArgs {
     #[arg(long, env = "ORDER_SERVER_METRICS", value_enum, default_value = "on")]
     pub metrics: Switch,
 
-    /// A scraper that comes at a steady interval gets /metrics rendered just before it asks,
-    /// at most this old, instead of waiting for the render; irregular scrapes render on the
-    /// spot. 0 renders on every scrape.
-    #[arg(long, env = "ORDER_SERVER_METRICS_MAX_AGE", default_value = "250ms", value_parser = crate::config::parse_duration)]
-    pub metrics_max_age: Duration,
-
     /// Log format.
     #[arg(
         long,
@@ -225,7 +219,6 @@ pub struct Config {
     /// Per-request recording on (the default) or off (benchmark baseline).
     pub metrics: bool,
     /// Oldest render a steady scraper may be given (zero: render on every scrape).
-    pub metrics_max_age: Duration,
     pub upkeep_interval: Duration,
     pub clock: Clock,
 }
@@ -241,7 +234,6 @@ impl std::fmt::Debug for Config {
             .field("header_timeout", &self.header_timeout)
             .field("body_timeout", &self.body_timeout)
             .field("max_in_flight", &self.max_in_flight)
-            .field("metrics_max_age", &self.metrics_max_age)
             .field("upkeep_interval", &self.upkeep_interval)
             .finish_non_exhaustive()
     }
@@ -260,7 +252,6 @@ impl Default for Config {
             body_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             metrics: true,
-            metrics_max_age: Duration::from_millis(250),
             upkeep_interval: Duration::from_secs(5),
             clock: Arc::new(Utc::now),
         }
@@ -315,7 +306,6 @@ impl ServerArgs {
             body_timeout: self.body_timeout,
             max_in_flight: self.max_in_flight,
             metrics: self.metrics == Switch::On,
-            metrics_max_age: self.metrics_max_age,
             ..Config::default()
         })
     }

@@ -4,7 +4,13 @@
 
 use std::fmt;
 
-/// Orders handled, by `order_type` and `status`. Seed name, kept so the guide's queries work.
+/// The exposition's content type, text format 0.0.4: Prometheus 3 refuses a scrape with a
+/// blank one. The load generator's `/metrics` answers with it too.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Largest request body accepted (orders carry none; fault requests are tiny).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Orders handled, by `order_type` and `status`. The guide's name, kept so its queries work.
 pub const ORDERS_PROCESSED: &str = "order_service_processed_orders_total";
 pub const ORDERS_PROCESSED_HELP: &str =
     "Orders handled by the order service, by order type and outcome (success or failed).";
@@ -16,15 +22,15 @@ pub const ORDERS_RECEIVED: &str = "order_service_received_orders_total";
 pub const ORDERS_RECEIVED_HELP: &str =
     "Orders received by the order service, by order type, counted when processing starts (whether or not it finishes).";
 
-/// Orders accepted since local midnight. Seed name; the seed set a random number here.
+/// Orders accepted since local midnight. The guide's name; the guide set a random number here.
 pub const ORDERS_TODAY: &str = "order_total_by_everyday";
 pub const ORDERS_TODAY_HELP: &str =
     "Orders accepted since midnight in the configured time zone, by order type; resets to 0 at midnight.";
 
 pub const ORDER_AMOUNT: &str = "order_service_order_amount";
 pub const ORDER_AMOUNT_HELP: &str =
-    "Value of successful orders in currency units (the seed's commented-out histogram buckets).";
-/// The seed's commented-out `api_calls_number` buckets.
+    "Value of successful orders in currency units (the guide's commented-out histogram buckets).";
+/// The guide's commented-out `api_calls_number` buckets.
 pub const ORDER_AMOUNT_BUCKETS: &[f64] = &[100.0, 200.0, 300.0, 500.0, 1000.0, 3000.0, 10000.0];
 
 pub const PROCESSING_DURATION: &str = "order_service_processing_duration_seconds";
@@ -71,7 +77,7 @@ pub const LABEL_METHOD: &str = "method";
 pub const LABEL_ROUTE: &str = "route";
 pub const LABEL_KIND: &str = "kind";
 
-/// The two order types of the seed; a closed set so `order_type` cannot grow.
+/// The guide's two order types; a closed set so `order_type` cannot grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderType {

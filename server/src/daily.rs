@@ -1,5 +1,5 @@
 //! Orders accepted "today", per order type, where today starts at midnight of the configured
-//! time zone. This replaces the seed's random gauge value: the count restarts at 0 when the
+//! time zone. This replaces the guide's random gauge value: the count restarts at 0 when the
 //! local date changes, whether or not an order arrives at that moment.
 
 use std::sync::Mutex;
@@ -20,8 +20,8 @@ struct State {
     day: NaiveDate,
     counts: [u64; 2],
     /// `day` is certainly still today for any `now` in `[valid_from, valid_until)`: the
-    /// time-zone conversion runs once per day instead of once per order (it was a twentieth
-    /// of the instructions of a request).
+    /// time-zone conversion, expensive next to the rest of an order, runs once per day
+    /// instead of once per order.
     valid_from: DateTime<Utc>,
     valid_until: DateTime<Utc>,
 }

@@ -19,20 +19,26 @@ pub const MAX_FAULT_DURATION: Duration = Duration::from_secs(3600);
 /// Largest extra latency a fault may add.
 pub const MAX_EXTRA_LATENCY: Duration = Duration::from_secs(30);
 
-/// A fault request as posted to `POST /admin/faults`.
-#[derive(Debug, Deserialize)]
+/// A fault request as posted to `POST /admin/faults`; the load generator's scenarios post the
+/// same type.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
     /// `errors`, `latency` or `stall`.
     pub kind: String,
     /// `food`, `clothing`; absent means both. A string here (not the enum) so that a bad
     /// value gets an answer naming the field rather than serde's "unknown variant".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_type: Option<String>,
-    /// How long the fault lasts, e.g. `"90s"`.
+    /// How long the fault lasts, e.g. `"90s"`. Required: empty is refused by `validate`
+    /// (a scenario phase fills it in from the phase's length).
+    #[serde(default)]
     pub duration: String,
     /// For `errors`: probability that an order fails, 0 < p <= 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_rate: Option<f64>,
     /// For `latency`: extra processing time, e.g. `"400ms"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_latency: Option<String>,
 }
 
@@ -91,6 +97,11 @@ impl FaultRequest {
             "stall" => FaultKind::Stall,
             _ => return Err(FaultError::Kind(self.kind)),
         };
+        if self.duration.is_empty() {
+            return Err(FaultError::Duration(
+                "required, from 1s to 1h, e.g. \"90s\"".into(),
+            ));
+        }
         let duration = humantime::parse_duration(&self.duration).map_err(|e| {
             FaultError::Duration(format!("{:?} is not a duration ({e})", self.duration))
         })?;

@@ -66,8 +66,8 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
         error_rate = config.sim.error_rate,
         shutdown_delay = ?config.shutdown_delay,
         drain_timeout = ?config.drain_timeout,
-        version = order_server::telemetry::VERSION,
-        commit = order_server::telemetry::COMMIT,
+        version = order_server::VERSION,
+        commit = order_server::COMMIT,
         "order-server started"
     );
     let report = order_server::serve(listener, admin, config, shutdown).await?;

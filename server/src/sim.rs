@@ -77,10 +77,6 @@ impl Simulator {
         }
     }
 
-    pub fn config(&self) -> &SimConfig {
-        &self.cfg
-    }
-
     /// Draws the outcome of order number `seq` while `in_flight` requests are being served.
     pub fn draw(&self, t: OrderType, seq: u64, in_flight: u64, fault: &FaultEffect) -> Outcome {
         // A distinct, well-mixed stream per order: same seed and sequence, same outcome.

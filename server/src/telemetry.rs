@@ -62,7 +62,7 @@ pub struct Telemetry {
     http_requests: RwLock<HashMap<HttpKey, Counter>>,
     /// Handles by (method, route, status) index, filled on first use: the per-request path
     /// then costs an index and an atomic load instead of a hash, a lock and a clone of a
-    /// handle from the maps (about 800 instructions a request; see BENCHMARKS.md). A slot
+    /// handle from the maps (BENCHMARKS.md has the difference). A slot
     /// registers its series only when first used, so no series exists before its first
     /// request.
     http_counter_slots: Box<[OnceLock<Counter>]>,

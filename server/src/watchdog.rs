@@ -1,10 +1,9 @@
 //! Closes a connection whose next request head has not arrived within `--header-timeout` of
 //! the connection opening or of its previous answer (slowloris, idle keep-alive), and never
 //! one with a request in progress; also one whose large answer could not be handed over
-//! within that time. One timer per connection, moved only when it fires: hyper's own
-//! header-read timeout registered and removed a timer for every request, about 1,000 of the
-//! server's 13,000 instructions per request (BENCHMARKS.md). Each request costs this two
-//! atomic updates instead.
+//! within that time. One timer per connection, moved only when it fires, so a request costs
+//! two atomic updates; hyper's own header-read timeout registers and removes a timer for every
+//! request, a noticeable share of a request's work (BENCHMARKS.md).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{quiet_config, rss_bytes, spawn_server, spawn_server_logged, TestServer};
+use support::{
+    quiet_config, rss_bytes, spawn_server, spawn_server_logged, wait_for_exit, TestServer,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -249,15 +251,9 @@ async fn a_second_sigterm_during_the_drain_exits_at_once() {
     }
     let second = Instant::now();
     kill("-TERM", child.id());
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if second.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("the second SIGTERM did not end the process");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let Some(status) = wait_for_exit(&mut child, Duration::from_secs(30)) else {
+        let _ = child.kill();
+        panic!("the second SIGTERM did not end the process");
     };
     assert_eq!(status.code(), Some(143), "{status:?}");
     assert!(
@@ -275,7 +271,6 @@ fn durations_too_long_for_the_clock_are_refused_at_start_naming_the_flag() {
         "--header-timeout",
         "--body-timeout",
         "--food-latency",
-        "--metrics-max-age",
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_order-server"))
             .args(["--listen", "127.0.0.1:0", flag, "300000000000y"])
@@ -477,14 +472,7 @@ async fn during_the_shutdown_delay_new_connections_are_served_while_not_ready() 
             .expect("a new connection during the delay is accepted");
         assert_eq!(order.status(), 200);
     }
-    let exited = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(exited.elapsed() < Duration::from_secs(60), "never exited");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = wait_for_exit(&mut child, Duration::from_secs(60)).expect("never exited");
     assert_eq!(status.code(), Some(0));
     assert!(
         TcpStream::connect(addr).await.is_err(),

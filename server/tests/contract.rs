@@ -1,6 +1,7 @@
 //! The metric contract as seen by a scraper: names, types, HELP, labels, buckets, zero
-//! series at start-up, food/clothing separation, the daily reset, bounded cardinality, and
-//! promtool's own lint of a live scrape.
+//! series at start-up, food/clothing separation, the daily reset and bounded cardinality.
+//! promtool's own lint of a live scrape is in `checks/tests/exposition.rs`, with the other
+//! checks that run external tools.
 
 mod support;
 
@@ -9,8 +10,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use order_server::contract as c;
-use order_server::Config;
-use support::{quiet_config, tool, TestServer};
+use support::{quiet_config, TestServer};
 
 #[tokio::test]
 async fn every_contract_metric_is_exported_with_help_and_type_from_start_up() {
@@ -134,7 +134,7 @@ async fn clothing_orders_update_clothing_series_only() {
     };
     assert_eq!(ok("food"), Some(3.0));
     assert_eq!(ok("clothing"), Some(2.0));
-    // The seed's bug: the clothing handler set the food gauge.
+    // The guide's bug: the clothing handler set the food gauge.
     assert_eq!(
         m.value(c::ORDERS_TODAY, &[("order_type", "food")]),
         Some(3.0)
@@ -245,45 +245,4 @@ async fn random_paths_and_methods_do_not_create_series() {
         "series grew from {before} to {after}"
     );
     srv.shutdown().await;
-}
-
-#[tokio::test]
-async fn promtool_accepts_a_live_scrape() {
-    let srv = TestServer::start(Config::default()).await;
-    for _ in 0..5 {
-        srv.get("/makeFoodOrder").await;
-        srv.get("/makeClothingOrder").await;
-    }
-    srv.get("/nowhere").await;
-    let text = srv.scrape_text().await;
-    srv.shutdown().await;
-
-    let Some(promtool) = tool("promtool") else {
-        return;
-    };
-    let mut child = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("promtool");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool check metrics:\n{report}");
-    assert!(
-        report.trim().is_empty(),
-        "promtool lint findings:\n{report}"
-    );
 }

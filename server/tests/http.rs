@@ -10,6 +10,24 @@ use order_server::Config;
 use serde_json::{json, Value};
 use support::{quiet_config, TestServer};
 
+/// Waits until the server has begun processing `n` food orders (its received counter): the
+/// readiness signal for "the request is in flight".
+async fn until_received(srv: &TestServer, n: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv
+        .scrape()
+        .await
+        .sum(c::ORDERS_RECEIVED, &[("order_type", "food")])
+        < n
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no food order reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn order_routes_answer_json_on_get_and_post() {
     let srv = TestServer::start(quiet_config()).await;
@@ -75,7 +93,7 @@ async fn errors_are_json_with_the_right_status() {
     let r = srv.get("/admin/faults").await;
     assert_eq!(r.status(), 404);
 
-    let big = vec![b'x'; order_server::app::MAX_BODY_BYTES + 1];
+    let big = vec![b'x'; order_server::contract::MAX_BODY_BYTES + 1];
     let r = srv
         .client
         .post(srv.url("/makeFoodOrder"))
@@ -282,17 +300,19 @@ async fn latency_and_stall_faults_delay_orders() {
         .expect("send");
     assert_eq!(r.status(), 201);
     let t = Instant::now();
-    let stuck = srv.client.get(srv.url("/makeFoodOrder")).send();
-    let probe = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        // Health is not stalled.
-        let t = Instant::now();
-        assert_eq!(srv.get("/healthz").await.status(), 200);
-        assert!(t.elapsed() < Duration::from_millis(200));
-        srv.scrape().await
+    let stuck = async {
+        let r = srv.client.get(srv.url("/makeFoodOrder")).send().await;
+        (r, Instant::now())
     };
-    let (resp, during) = tokio::join!(stuck, probe);
+    let probe = async {
+        until_received(&srv, 1.0).await;
+        // Health is not stalled: it answers while the stalled order still waits.
+        assert_eq!(srv.get("/healthz").await.status(), 200);
+        (Instant::now(), srv.scrape().await)
+    };
+    let ((resp, order_done), (health_done, during)) = tokio::join!(stuck, probe);
     assert_eq!(resp.expect("stalled order").status(), 200);
+    assert!(health_done < order_done, "health waited for the stall");
     let waited = t.elapsed();
     assert!(waited >= Duration::from_millis(800), "stalled {waited:?}");
     // While stalled the order is received but not processed: the orders-stalled alert's
@@ -357,10 +377,16 @@ async fn shutdown_drains_in_flight_requests_and_turns_not_ready() {
     assert_eq!(r.status(), 201);
 
     let slow = tokio::spawn(srv.client.get(srv.url("/makeFoodOrder")).send());
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    until_received(&srv, 1.0).await;
     srv.begin_shutdown();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!srv.app.is_ready(), "draining server must not be ready");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv.is_ready() {
+        assert!(
+            Instant::now() < deadline,
+            "draining server must not be ready"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // New connections are refused once the listener is closed.
     let fresh = reqwest::Client::new();
     assert!(fresh.get(srv.url("/healthz")).send().await.is_err());
@@ -383,7 +409,7 @@ async fn drain_time_bounds_shutdown() {
         .await
         .expect("send");
     let stuck = tokio::spawn(srv.client.get(srv.url("/makeFoodOrder")).send());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_received(&srv, 1.0).await;
     srv.begin_shutdown();
     let t = Instant::now();
     let report = srv.shutdown().await;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use loadgen::RunConfig;
 use order_server::exposition::Exposition;
 use std::process::Command;
-use support::{rss_bytes, spawn_server};
+use support::{rss_bytes, spawn_server, wait_for_exit};
 
 fn run_config(addr: SocketAddr, food: f64, clothing: f64, duration: Duration) -> RunConfig {
     let mut cfg = RunConfig::constant(Some(format!("http://{addr}")), food, clothing);
@@ -128,16 +128,8 @@ async fn sigterm_under_load_completes_accepted_requests_and_exits_zero() {
         .status()
         .expect("kill");
     assert!(status.success());
-    let exit = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(7),
-            "still running 7 s after SIGTERM (drain time 5 s)"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exit = wait_for_exit(&mut child, Duration::from_secs(7))
+        .expect("still running 7 s after SIGTERM (drain time 5 s)");
     let stopped_after = signalled.elapsed();
     let report = run
         .await

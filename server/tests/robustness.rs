@@ -96,7 +96,7 @@ async fn oversized_heads_get_431_and_oversized_or_slow_bodies_413_or_408() {
     let answer = exchange(&srv, big_header.as_bytes(), Duration::from_secs(2)).await;
     assert_eq!(status_of(&answer), Some(431), "{answer:.200}");
 
-    let n = order_server::app::MAX_BODY_BYTES + 1;
+    let n = order_server::contract::MAX_BODY_BYTES + 1;
     let big_body = format!(
         "POST /makeFoodOrder HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n{}",
         "x".repeat(n)

@@ -1,0 +1,175 @@
+//! Helpers for the tests of every crate that runs the order server, behind the `test-kit`
+//! feature (as tokio's `test-util` is): an order server on loopback with its address and a
+//! stop handle, scraping and parsing its `/metrics`, a process's resident memory, waiting for
+//! a child process to exit, and finding the external tools the tests run. Not part of the
+//! server's API.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::exposition::Exposition;
+use crate::{Config, ShutdownReport};
+
+/// An order server in this process on 127.0.0.1:0, stopped by [`TestServer::shutdown`] or
+/// when the runtime ends.
+#[derive(Debug)]
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// The fault API's address, when started with it.
+    pub admin: Option<SocketAddr>,
+    pub client: reqwest::Client,
+    app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<ShutdownReport>>,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> Self {
+        Self::start_with_admin(config, false).await
+    }
+
+    /// Panics when it cannot bind or build, as a test set-up does.
+    pub async fn start_with_admin(config: Config, admin: bool) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let admin_listener = match admin {
+            true => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind admin")),
+            false => None,
+        };
+        let admin = admin_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("addr"));
+        let app = Arc::new(App::new(config).expect("app"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(crate::server::serve_app(
+            Arc::clone(&app),
+            listener,
+            admin_listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            addr,
+            admin,
+            client: reqwest::Client::new(),
+            app,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `http://ADDR` with `path` appended.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The fault API's URL; panics when started without it.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}/admin/faults", self.admin.expect("admin enabled"))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.app.is_ready()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn scrape_text(&self) -> String {
+        let r = self.get("/metrics").await;
+        assert_eq!(r.status(), 200);
+        r.text().await.expect("body")
+    }
+
+    pub async fn scrape(&self) -> Exposition {
+        Exposition::parse(&self.scrape_text().await).expect("valid exposition")
+    }
+
+    /// Triggers shutdown without waiting for the drain.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        self.begin_shutdown();
+        self.task
+            .take()
+            .expect("running")
+            .await
+            .expect("serve task")
+    }
+}
+
+/// Simulation off: fast and deterministic, for tests that are not about the simulation.
+pub fn quiet_config() -> Config {
+    let mut c = Config::default();
+    c.sim.enabled = false;
+    c
+}
+
+/// A process's resident set size, from /proc (0 where there is none).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Waits up to `limit` for `child` to exit; `None` if it is still running then.
+pub fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The workspace's own external tools (Prometheus, promtool, Alertmanager, amtool, kustomize),
+/// which `scripts/tools` puts here.
+pub fn project_tools_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/bin")
+}
+
+/// Whether the tests run under CI, where a missing tool is a failure.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A tool from [`project_tools_dir`]. Missing, it panics under CI (a broken set-up is never a
+/// pass) and prints why the test stops early elsewhere; such tests are marked ignored at build
+/// time when the tool is missing (see `checks/build.rs`), so a skip shows as one.
+pub fn project_tool(name: &str) -> Option<PathBuf> {
+    let path = project_tools_dir().join(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    let hint = format!("{name} not found in target/tools/bin: get it with `bash scripts/tools`");
+    if under_ci() {
+        panic!("{hint} (required under CI)");
+    }
+    eprintln!("SKIPPED: {hint}");
+    None
+}
