@@ -8,13 +8,16 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::client::{parse_base, parse_header, ClientOptions};
+use crate::client::{ClientError, ClientOptions};
+use crate::endpoint::{parse_base, parse_header, EndpointError};
 use crate::report::Thresholds;
-use crate::scenario::{check_rate, Scenario, ShapeSpec, TimedFault};
+use crate::scenario::{Scenario, ScenarioError, TimedFault};
 use crate::schedule::{ArrivalProcess, Plan, Profile};
+use crate::shape::{check_rate, RateError, ShapeError, ShapeSpec};
 
 /// A send later than this counts as late, so a longer tick would make every send late.
 const MAX_TICK: Duration = crate::recorder::LATE_THRESHOLD;
+const MAX_TICK_TEXT: &str = "at most 10ms";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -185,6 +188,34 @@ pub struct Cli {
     pub log: String,
 }
 
+/// Why a command line does not make a run; every message names the flag or field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error("--admin-url: {0}")]
+    AdminUrl(#[source] EndpointError),
+    #[error("{flag} must be {expected}, got {got}")]
+    Range {
+        flag: &'static str,
+        expected: &'static str,
+        got: String,
+    },
+    #[error("{flag} must be {expected}")]
+    Bound {
+        flag: &'static str,
+        expected: &'static str,
+    },
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    #[error(transparent)]
+    Rate(#[from] RateError),
+    #[error(transparent)]
+    CaCert(#[from] ClientError),
+}
+
 /// Everything a run needs, validated.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -252,50 +283,62 @@ impl RunConfig {
 }
 
 impl Cli {
-    pub fn into_config(self) -> Result<RunConfig, String> {
+    pub fn into_config(self) -> Result<RunConfig, ConfigError> {
         if let Some(t) = &self.target {
-            parse_base(t).map_err(|e| e.to_string())?;
+            parse_base(t)?;
         }
         if let Some(a) = &self.admin_url {
-            parse_base(a).map_err(|e| format!("--admin-url: {e}"))?;
+            parse_base(a).map_err(ConfigError::AdminUrl)?;
         }
         let headers = self
             .headers
             .iter()
-            .map(|h| parse_header(h).map_err(|e| e.to_string()))
+            .map(|h| parse_header(h))
             .collect::<Result<Vec<_>, _>>()?;
         if self.max_in_flight == 0 || self.max_in_flight > 100_000 {
-            return Err(format!(
-                "--max-in-flight must be from 1 to 100000, got {}",
-                self.max_in_flight
-            ));
+            return Err(ConfigError::Range {
+                flag: "--max-in-flight",
+                expected: "from 1 to 100000",
+                got: self.max_in_flight.to_string(),
+            });
         }
         if self.timeout.is_zero() {
-            return Err("--timeout must be longer than 0".into());
+            return Err(ConfigError::Bound {
+                flag: "--timeout",
+                expected: "longer than 0",
+            });
         }
         if self.duration.is_some_and(|d| d.is_zero()) {
-            return Err("--duration must be longer than 0".into());
+            return Err(ConfigError::Bound {
+                flag: "--duration",
+                expected: "longer than 0",
+            });
         }
         if self.tick > MAX_TICK {
-            return Err(format!(
-                "--tick must be at most {}, got {}",
-                humantime::format_duration(MAX_TICK),
-                humantime::format_duration(self.tick)
-            ));
+            return Err(ConfigError::Range {
+                flag: "--tick",
+                expected: MAX_TICK_TEXT,
+                got: humantime::format_duration(self.tick).to_string(),
+            });
         }
         if self.requests == Some(0) {
-            return Err("--requests must be at least 1".into());
+            return Err(ConfigError::Bound {
+                flag: "--requests",
+                expected: "at least 1",
+            });
         }
         if let Some(r) = self.max_error_ratio {
             if r.is_sign_negative() || !(0.0..=1.0).contains(&r) {
-                return Err(format!(
-                    "--max-error-ratio must be between 0 and 1, got {r}"
-                ));
+                return Err(ConfigError::Range {
+                    flag: "--max-error-ratio",
+                    expected: "between 0 and 1",
+                    got: r.to_string(),
+                });
             }
         }
         let (mut plan, faults, scenario, arrivals) = match &self.scenario {
             Some(s) => {
-                let sc = Scenario::load(s, self.seed).map_err(|e| e.to_string())?;
+                let sc = Scenario::load(s, self.seed)?;
                 (
                     sc.plan,
                     sc.faults,
@@ -317,7 +360,7 @@ impl Cli {
         };
         plan.shard = (self.shard.index, self.shard.count);
         let ca_certs = match &self.cacert {
-            Some(path) => crate::client::read_ca_certs(path).map_err(|e| e.to_string())?,
+            Some(path) => crate::client::read_ca_certs(path)?,
             None => Vec::new(),
         };
         Ok(RunConfig {
@@ -362,7 +405,15 @@ mod tests {
     fn config(args: &[&str]) -> Result<RunConfig, String> {
         let cli = Cli::try_parse_from(std::iter::once("loadgen").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
-        cli.into_config()
+        cli.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_tick_bound_is_the_late_threshold() {
+        assert_eq!(
+            format!("at most {}", humantime::format_duration(MAX_TICK)),
+            MAX_TICK_TEXT
+        );
     }
 
     #[test]

@@ -8,17 +8,18 @@
 //! with every allowed connection busy, a connection being opened, the final drain. Stops are
 //! noticed within `MAX_SLEEP`.
 
+mod conn;
+mod events;
 mod pool;
 mod target;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use order_server::contract::OrderType;
-
+use crate::dispatch::{Dispatch, Step, StopReason};
 use crate::recorder::Recorder;
-use crate::schedule::{before_end, tick_after};
-use pool::{InFlight, Pool};
+use conn::InFlight;
+use pool::Pool;
 pub use target::Target;
 
 /// The longest the engine sleeps without looking at the stop flag and at answers.
@@ -45,107 +46,63 @@ impl Drop for TimerSlack {
     }
 }
 
-/// Where the run ends, from its configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub duration: Option<Duration>,
-    pub requests: Option<u64>,
-    pub drain: Duration,
-}
-
-/// Runs the dispatch loop, taking due requests from `next_due` (order type, seconds from
-/// `start`), then the drain; returns why scheduling stopped and how long it ran. With a
-/// non-zero `tick` it wakes only on tick boundaries and sends everything due by then. What
-/// the schedule still holds afterwards is the caller's to count as skipped.
+/// Carries out `dispatch`'s steps until it stops, then waits for the answers still out, at
+/// most `drain`; why it stopped and how long scheduling ran. Due requests go out when their
+/// step says (with a tick, everything due by the boundary at one wake).
 pub fn run(
     target: &Target,
-    mut next_due: impl FnMut() -> Option<(OrderType, f64)>,
-    limits: Limits,
-    tick: Duration,
+    dispatch: &mut Dispatch,
+    drain: Duration,
     recorder: &Recorder,
     start: Instant,
     stop: &AtomicBool,
-) -> std::io::Result<(&'static str, Duration)> {
+) -> std::io::Result<(StopReason, Duration)> {
     let mut pool = Pool::new(target, recorder)?;
     let _slack = TimerSlack::precise();
-    let end = limits.duration.map(|d| start + d);
-    let (tick_s, length_s) = (tick.as_secs_f64(), limits.duration.map(|d| d.as_secs_f64()));
-    let mut scheduled: u64 = 0;
-    // The next due request, taken from the schedule but not yet sent.
-    let mut next: Option<(OrderType, f64)> = next_due();
-    // A due request counted as scheduled that waits for a connection.
-    let mut waiting: Option<InFlight> = None;
+    let end = dispatch.end().map(|e| start + Duration::from_secs_f64(e));
 
-    let stopped_by = loop {
+    let reason = loop {
         let now = Instant::now();
         if stop.load(Ordering::Relaxed) {
-            break "interrupted";
+            dispatch.interrupt();
         }
         pool.expire(now);
         pool.send_retries(now);
-        // With ticks, the last tick boundary can fall on the end or after it: what fell due
-        // before the end still goes out then, as it would have at that boundary.
-        let at_end = end.is_some_and(|e| now >= e);
-        if at_end && tick.is_zero() {
-            break "duration";
-        }
-        // Send what is due while connections allow.
+        // Send what is due while connections allow; then the next wake.
+        let mut wake = now + MAX_SLEEP;
         let mut blocked = false;
-        loop {
-            if let Some(w) = waiting {
-                match pool.send(w, now) {
-                    Ok(()) => waiting = None,
-                    Err(w) => {
-                        waiting = Some(w);
-                        blocked = true;
-                        break;
+        let since_start = now.saturating_duration_since(start).as_secs_f64();
+        let stopped = loop {
+            match dispatch.next(since_start) {
+                Step::Stop(reason) => break Some(reason),
+                Step::WaitUntil(at) => {
+                    wake = wake.min(start + Duration::from_secs_f64(at));
+                    break None;
+                }
+                Step::Send(due) => {
+                    if due.first {
+                        recorder.scheduled(due.t);
                     }
+                    let req = InFlight {
+                        t: due.t,
+                        at: start + Duration::from_secs_f64(due.at),
+                        sent: now,
+                        retried: false,
+                    };
+                    if pool.send(req, now).is_err() {
+                        // Every allowed connection is busy: it stays held until one frees.
+                        blocked = true;
+                        break None;
+                    }
+                    dispatch.sent();
                 }
             }
-            let Some((t, due)) = next else { break };
-            if let Some(length) = limits.duration {
-                if !before_end(due, length.as_secs_f64()) {
-                    break;
-                }
-            }
-            // With ticks, a request waits for its tick boundary even when something else
-            // (an answer, a look at the stop flag) wakes the loop earlier.
-            if start + Duration::from_secs_f64(tick_after(due, tick_s, length_s)) > now {
-                break;
-            }
-            if limits.requests.is_some_and(|n| scheduled >= n) {
-                break;
-            }
-            recorder.scheduled(t);
-            scheduled += 1;
-            next = next_due();
-            waiting = Some(InFlight {
-                t,
-                at: start + Duration::from_secs_f64(due),
-                sent: now,
-                retried: false,
-            });
+        };
+        if let Some(reason) = stopped {
+            break reason;
         }
         pool.send_retries(now);
         blocked |= pool.has_retries();
-        if at_end {
-            break "duration";
-        }
-        if waiting.is_none() {
-            if limits.requests.is_some_and(|n| scheduled >= n) {
-                break "requests";
-            }
-            if next.is_none() && end.is_none() {
-                break "scenario_end";
-            }
-        }
-
-        // The next thing to do: the next due request, the end, a deadline, a look at the flag.
-        let mut wake = now + MAX_SLEEP;
-        if let Some((_, due)) = next.filter(|_| waiting.is_none()) {
-            let look = tick_after(due, tick_s, length_s);
-            wake = wake.min(start + Duration::from_secs_f64(look));
-        }
         if let Some(e) = end {
             wake = wake.min(e);
         }
@@ -161,27 +118,9 @@ pub fn run(
             pool.wait(None)?;
         }
     };
-
     let elapsed = start.elapsed();
-    if let Some(w) = waiting.take() {
-        recorder.skipped(w.t, 1);
-    }
-    // The caller counts what the schedule still holds that fell due before the end; the one
-    // request taken from it here but never sent is counted now.
-    let now_s = match (stopped_by, limits.duration) {
-        ("duration", Some(d)) => d.as_secs_f64(),
-        _ => elapsed.as_secs_f64(),
-    };
-    if matches!(stopped_by, "duration" | "interrupted") {
-        if let Some((t, due)) = next.take() {
-            if before_end(due, now_s) {
-                recorder.scheduled(t);
-                recorder.skipped(t, 1);
-            }
-        }
-    }
-    pool.drain(limits.drain)?;
-    Ok((stopped_by, elapsed))
+    pool.drain(drain)?;
+    Ok((reason, elapsed))
 }
 
 #[cfg(test)]

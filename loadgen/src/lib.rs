@@ -6,40 +6,63 @@
 //!
 //! # Layout
 //!
+//! Following one run from `main`: [`cli`] validates the command line into a [`RunConfig`];
+//! [`run`](mod@run) starts what the run needs and hands the [`dispatch`] core's steps to an
+//! executor, `engine` or [`tokio_path`], which record into the [`recorder`]; [`report`] turns
+//! the recorder's numbers into the report.
+//!
 //! - [`schedule`]: pure rate model: shapes, phases, due times (uniform or Poisson), shards.
-//! - [`scenario`]: shape options and TOML scenarios (phases with faults), bundled ones included.
+//! - [`shape`]: the shape options of the command line and of scenario phases, validated.
+//! - [`scenario`]: TOML scenarios (phases with faults), bundled ones included.
 //! - [`cli`]: command line and environment, validated once into a [`RunConfig`].
-//! - [`client`]: the reqwest client (https, HTTP/2, plain http off Linux), outcome classes,
-//!   the fault API client.
-//! - [`engine`]: the paced engine for plain-http targets on Linux: dispatch on its own thread,
-//!   one wake-up per request, answers timed by the kernel.
+//! - [`endpoint`]: the target URL, its DNS check, and extra headers.
+//! - [`run`](mod@run): the run from configuration to report; [`run()`] is the entry.
+//! - [`embedded`]: the order server started in-process when there is no `--target`.
+//! - [`faults`]: the fault API client and the driver that switches scenario faults on.
+//! - [`dispatch`]: the sans-I/O dispatch core: the next step (send, wait, stop and why), and
+//!   what was never sent.
+//! - `engine` (Linux): the executor for plain-http targets: dispatch on its own thread, one
+//!   wake-up per request, answers timed by the kernel.
+//! - [`tokio_path`]: the executor for everything else, on the reqwest [`client`].
+//! - [`client`]: the reqwest client (https, HTTP/2, plain http off Linux) and its TLS check.
+//! - [`outcome`]: the closed set of outcome classes.
 //! - [`answer`]: incremental framing of HTTP/1.1 answers, for the engine.
+//! - `stamp` (Linux): the kernel's receive timestamps, for the engine and the benchmark's
+//!   floor clients.
+//! - [`pacer`]: wakes the tokio path at each send time to the microsecond (timerfd).
 //! - [`recorder`]: counts and HdrHistograms (corrected, service, lag) per order type.
 //! - [`report`]: the end-of-run report, thresholds, text and JSON renderings.
 //! - [`report_file`]: `--report-file`, checked before the run and replaced whole.
 //! - [`telemetry`]: the generator's own metrics and their `/metrics` endpoint.
 //! - [`progress`]: the live progress line and the target-rate gauge.
-//! - [`pacer`]: wakes the dispatcher at each send time to the microsecond (timerfd).
-//! - [`runner`]: the run itself: embedded target, dispatch loop, drain; [`run`] is the entry.
 
 pub mod answer;
 pub mod cli;
 pub mod client;
+pub mod dispatch;
+pub mod embedded;
+pub mod endpoint;
 #[cfg(target_os = "linux")]
 pub mod engine;
+pub mod faults;
+pub mod outcome;
 pub mod pacer;
 pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod report_file;
-pub mod runner;
+pub mod run;
 pub mod scenario;
 pub mod schedule;
+pub mod shape;
+#[cfg(target_os = "linux")]
+pub mod stamp;
 pub mod telemetry;
+pub mod tokio_path;
 
-pub use cli::{Cli, RunConfig};
+pub use cli::{Cli, ConfigError, RunConfig};
 pub use report::Report;
-pub use runner::{run, run_publishing, RunError};
+pub use run::{run, run_publishing, RunError};
 
 /// Exit codes of the binary.
 pub mod exit {

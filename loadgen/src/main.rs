@@ -95,8 +95,8 @@ fn main() -> ExitCode {
         }
     };
     // On a worker thread, not in `block_on` on the main thread: the dispatcher then spawns
-    // each request onto its own thread instead of waking another one, which cost a context
-    // switch per request (about a fifth of the CPU at 2,000 requests/s).
+    // each request onto its own thread instead of waking another one, which would be a
+    // context switch per request.
     let result = runtime
         .block_on(async { tokio::spawn(loadgen::run_publishing(config, stop, publish)).await });
     let failed = match result {

@@ -63,6 +63,7 @@ mod linux {
     use nix::sys::time::TimeSpec;
     use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
     use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
     use tokio::time::Instant;
 
     /// `AsyncFd` wants `AsRawFd`; nix's `TimerFd` only offers `AsFd`.
@@ -84,12 +85,16 @@ mod linux {
                 ClockId::CLOCK_MONOTONIC,
                 TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
             )?;
-            // `AsyncFd::new` is deprecated because a caller could hand it a raw fd that closes
-            // under it; here `Fd` owns the timerfd for the `AsyncFd`'s whole life, which is the
-            // invariant its safe replacement (`unsafe fn register`) asks callers to promise,
-            // and this crate forbids `unsafe`.
-            #[allow(deprecated)]
-            let registered = AsyncFd::new(Fd(fd))?;
+            // The workspace's one `unsafe`: tokio cannot check that a raw descriptor stays
+            // open while it is registered.
+            #[allow(unsafe_code)]
+            // SAFETY: `register_with_interest` needs the descriptor that `as_raw_fd` returns to
+            // stay open, and to be the same one, for the whole life of the `AsyncFd`. `Fd` owns
+            // the `TimerFd` (so the descriptor closes only when the `AsyncFd` and `Fd` are
+            // dropped), nothing else can close or replace it (it is private to this module),
+            // and `as_raw_fd` always returns the descriptor of that one `TimerFd`.
+            let registered = unsafe { AsyncFd::register_with_interest(Fd(fd), Interest::READABLE) }
+                .map_err(std::io::Error::from)?;
             Ok(Timer(registered))
         }
 
@@ -113,8 +118,8 @@ mod linux {
                         .map_err(std::io::Error::from)
                 }) {
                     // A one-shot timer fires once per arming: clearing the readiness now saves
-                    // the next wait a stale wake-up, a failed read and a second arming (four
-                    // system calls per request instead of two).
+                    // the next wait a stale wake-up, a failed read and a second arming, which
+                    // would double the system calls per request.
                     Ok(Ok(_)) => guard.clear_ready(),
                     Err(_would_block) => {} // readiness was stale: check the clock, arm again
                     Ok(Err(e)) => return Err(e),

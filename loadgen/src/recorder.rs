@@ -11,7 +11,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use order_server::contract::OrderType;
 
-use crate::client::OutcomeClass;
+use crate::outcome::OutcomeClass;
 use crate::telemetry::LoadgenMetrics;
 
 /// A send this much after its intended time counts as late.
@@ -85,8 +85,8 @@ fn micros(d: Duration) -> u64 {
 #[derive(Debug)]
 pub struct Recorder {
     stats: Mutex<[TypeStats; 2]>,
-    /// Kept outside the lock: the dispatcher counts every due request, and at saturation
-    /// that lock was its busiest.
+    /// Kept outside the lock: the dispatcher counts every due request, and at saturation it
+    /// would otherwise contend with every request task for the lock.
     scheduled: [AtomicU64; 2],
     in_flight: AtomicU64,
     metrics: Option<Arc<LoadgenMetrics>>,
@@ -171,6 +171,15 @@ impl Recorder {
     }
 
     /// Requests that fell due but were never sent (the run stopped first).
+    /// What the dispatch never sent: the requests never offered count as scheduled now, and
+    /// every unsent request as skipped.
+    pub fn unsent(&self, u: &crate::dispatch::Unsent) {
+        for t in OrderType::ALL {
+            self.scheduled_n(t, u.never_offered[t.index()]);
+            self.skipped(t, u.skipped(t));
+        }
+    }
+
     pub fn skipped(&self, t: OrderType, n: u64) {
         if n == 0 {
             return;

@@ -9,7 +9,8 @@ use hdrhistogram::Histogram;
 use order_server::contract::OrderType;
 use serde::Serialize;
 
-use crate::client::OutcomeClass;
+use crate::dispatch::StopReason;
+use crate::outcome::OutcomeClass;
 use crate::recorder::TypeStats;
 
 /// Bumped whenever a field changes meaning or disappears.
@@ -141,7 +142,7 @@ pub struct Report {
     pub scenario: Option<String>,
     pub duration_seconds: f64,
     /// Why the run ended: duration, requests, scenario_end, interrupted.
-    pub stopped_by: String,
+    pub stopped_by: StopReason,
     pub food: TypeReport,
     pub clothing: TypeReport,
     pub total: TypeReport,
@@ -156,7 +157,7 @@ impl Report {
     pub fn build(
         target: String,
         scenario: Option<String>,
-        stopped_by: &str,
+        stopped_by: StopReason,
         elapsed: Duration,
         stats: &[TypeStats; 2],
         thresholds: &Thresholds,
@@ -191,7 +192,7 @@ impl Report {
             target,
             scenario,
             duration_seconds: secs,
-            stopped_by: stopped_by.to_string(),
+            stopped_by,
             food: TypeReport::new(&stats[OrderType::Food.index()], secs),
             clothing: TypeReport::new(&stats[OrderType::Clothing.index()], secs),
             total,
@@ -363,7 +364,7 @@ mod tests {
         let r = Report::build(
             "t".into(),
             None,
-            "requests",
+            StopReason::Requests,
             Duration::from_secs(10),
             &s,
             &ok,
@@ -378,7 +379,7 @@ mod tests {
         let r = Report::build(
             "t".into(),
             None,
-            "requests",
+            StopReason::Requests,
             Duration::from_secs(10),
             &s,
             &strict,
@@ -392,7 +393,7 @@ mod tests {
         let r = Report::build(
             "http://x/".into(),
             Some("steady".into()),
-            "duration",
+            StopReason::Duration,
             Duration::from_secs(10),
             &stats(),
             &Thresholds::default(),

@@ -319,8 +319,8 @@ impl Arrivals {
                 slice_end += SLICE;
             }
             // A phase whose base rate for this type is zero is silent throughout: jump over
-            // it instead of integrating a day of 5 ms slices (that took 170 ms at start-up
-            // with --clothing-rate 0, and showed as schedule lag on every first request).
+            // it instead of integrating a day of 5 ms slices, which would delay the start
+            // and show as schedule lag on the first requests.
             if let Some((i, start)) = self.plan.phase_at(t) {
                 let phase = &self.plan.phases[i];
                 let phase_end = phase.duration.map(|d| start + d);

@@ -18,7 +18,7 @@ use order_server::watchdog::{self, Activity};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::client::OutcomeClass;
+use crate::outcome::OutcomeClass;
 
 pub const REQUESTS: &str = "loadgen_requests_total";
 pub const SCHEDULED: &str = "loadgen_scheduled_requests_total";
@@ -279,7 +279,7 @@ async fn metrics_response(
 ) -> Response<Full<Bytes>> {
     let (status, ctype, body) = if path == "/metrics" {
         match renders.render(move || Some(m.render())).await {
-            Ok((_, text)) => (200, order_server::app::METRICS_CONTENT_TYPE, text),
+            Ok((_, text)) => (200, order_server::contract::METRICS_CONTENT_TYPE, text),
             Err(e) => (
                 500,
                 "application/json",

@@ -332,15 +332,6 @@ fn sigterm_and_wait(child: &mut std::process::Child) -> std::process::ExitStatus
         .status()
         .expect("kill");
     assert!(status.success());
-    let signalled = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            return s;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(60),
-            "SIGTERM did not end the run: the linger held it"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::wait_for_exit(child, Duration::from_secs(60))
+        .expect("SIGTERM did not end the run: the linger held it")
 }

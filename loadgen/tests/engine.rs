@@ -102,8 +102,10 @@ async fn an_answer_read_at_a_later_wake_is_timed_by_its_arrival() {
         "answers cannot beat the server's delay: {:?}",
         report.total
     );
+    // At 4/s an answer read at the next send would be up to 250 ms late; taken when it
+    // arrived it is the 25 ms delay plus scheduling noise.
     assert!(
-        service.p50_ms < 30.0,
+        service.p50_ms < 100.0,
         "service time is taken when the answer arrived, not when it was read: {:?}",
         report.total
     );

@@ -6,9 +6,15 @@
 
 #![cfg(unix)]
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use order_server::contract as c;
+use order_server::exposition::Exposition;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +28,35 @@ fn serve(listener: TcpListener, cfg: order_server::Config) -> oneshot::Sender<()
         let _ = stopped.await;
     }));
     stop
+}
+
+/// Orders the order server at `addr` has processed, from its `/metrics`.
+async fn processed(addr: SocketAddr) -> f64 {
+    let Ok(resp) = reqwest::get(format!("http://{addr}/metrics")).await else {
+        return 0.0;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    Exposition::parse(&text).map_or(0.0, |m| m.sum(c::ORDERS_PROCESSED, &[]))
+}
+
+/// Waits until `check` holds, polling every 20 ms; panics with `what` after 20 s.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The load generator's own counter of `outcome` at its metrics address.
+async fn generator_outcomes(metrics: SocketAddr, outcome: &str) -> f64 {
+    let Ok(resp) = reqwest::get(format!("http://{metrics}/metrics")).await else {
+        return 0.0;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    Exposition::parse(&text).map_or(0.0, |m| {
+        m.sum("loadgen_requests_total", &[("outcome", outcome)])
+    })
 }
 
 fn quiet() -> order_server::Config {
@@ -67,6 +102,9 @@ async fn a_target_killed_and_restarted_mid_run_is_counted_and_traffic_resumes() 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr: SocketAddr = listener.local_addr().expect("addr");
     let stop = serve(listener, quiet());
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
     let run = tokio::spawn(loadgen(args(&[
         "--target",
         &format!("http://{addr}"),
@@ -75,18 +113,32 @@ async fn a_target_killed_and_restarted_mid_run_is_counted_and_traffic_resumes() 
         "--clothing-rate",
         "20",
         "--duration",
-        "4s",
+        "6s",
         "--timeout",
         "1s",
         "--output",
         "json",
+        "--metrics-addr",
+        &metrics.to_string(),
     ])));
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    until("the first server to serve 40 orders", || async {
+        processed(addr).await >= 40.0
+    })
+    .await;
     let _ = stop.send(());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    until("the generator to count 30 failed connections", || async {
+        generator_outcomes(metrics, "connect_error").await
+            + generator_outcomes(metrics, "other").await
+            >= 30.0
+    })
+    .await;
     // Same address again: the "restarted" server.
     let listener = TcpListener::bind(addr).await.expect("rebind the same port");
     let stop = serve(listener, quiet());
+    until("the restarted server to serve 30 orders", || async {
+        processed(addr).await >= 30.0
+    })
+    .await;
     let (out, report) = run.await.expect("task");
     let _ = stop.send(());
     let report = report.expect("report written");
@@ -95,8 +147,8 @@ async fn a_target_killed_and_restarted_mid_run_is_counted_and_traffic_resumes() 
     assert_eq!(out.status.code(), Some(0), "{report}");
     let ok = outcome(&report, "2xx");
     let down = outcome(&report, "connect_error") + outcome(&report, "other");
-    // About 1.2 s + 1.8 s of the 4 s at 60/s were served, about 1 s was not.
-    assert!(ok >= 150, "{report}");
+    // Served by the first server and by the restarted one, and counted down in between.
+    assert!(ok >= 70, "{report}");
     assert!(down >= 30, "{report}");
     assert_eq!(
         report["total"]["completed"].as_u64(),
@@ -156,10 +208,15 @@ async fn a_target_resetting_connections_is_counted_without_a_crash() {
             let Ok((s, _)) = listener.accept().await else {
                 break;
             };
-            // Deprecated because a non-zero linger blocks on drop; zero does not block, it is
-            // how a socket sends RST instead of FIN.
-            #[allow(deprecated)]
-            let _ = s.set_linger(Some(Duration::ZERO));
+            // A zero linger is how a socket sends RST instead of FIN on close.
+            let _ = nix::sys::socket::setsockopt(
+                &s,
+                nix::sys::socket::sockopt::Linger,
+                &nix::libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                },
+            );
             drop(s);
         }
     });
@@ -212,27 +269,36 @@ async fn a_name_that_does_not_resolve_is_one_clear_error() {
 }
 
 /// A server that accepts and reads but never answers.
-async fn black_hole() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+/// A server that accepts and reads but never answers: its address, its task, and how many
+/// requests it has read.
+async fn black_hole() -> (SocketAddr, tokio::task::JoinHandle<()>, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let read = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&read);
     let task = tokio::spawn(async move {
         loop {
             let Ok((mut s, _)) = listener.accept().await else {
                 break;
             };
+            let count = Arc::clone(&count);
             tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                if matches!(s.read(&mut buf).await, Ok(n) if n > 0) {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
                 let mut buf = [0u8; 1024];
                 while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
                 let _ = s.shutdown().await;
             });
         }
     });
-    (addr, task)
+    (addr, task, read)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_that_accepts_but_never_answers_is_not_reported_as_refusing() {
-    let (addr, hole) = black_hole().await;
+    let (addr, hole, _) = black_hole().await;
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_loadgen"))
             .args(["--target", &format!("http://{addr}")])
@@ -287,7 +353,10 @@ async fn first_ctrl_c_stops_and_reports_second_exits_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    until("15 orders served", || async {
+        processed(addr).await >= 15.0
+    })
+    .await;
     sigint(child.id());
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
@@ -306,7 +375,7 @@ async fn first_ctrl_c_stops_and_reports_second_exits_at_once() {
 
     // Twice: requests hang on a black hole, the first Ctrl-C starts a drain that would take
     // up to --drain; the second exits at once with 130.
-    let (addr, hole) = black_hole().await;
+    let (addr, hole, read) = black_hole().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
             "--target",
@@ -321,9 +390,22 @@ async fn first_ctrl_c_stops_and_reports_second_exits_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    until("requests hanging in the black hole", || {
+        let n = read.load(Ordering::SeqCst);
+        async move { n >= 3 }
+    })
+    .await;
     sigint(child.id());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The drain has begun once the generator says so.
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut said = String::new();
+    while !said.contains("stopping:") {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).expect("stderr") == 0 {
+            panic!("the generator exited after one Ctrl-C: {said}");
+        }
+        said.push_str(&line);
+    }
     assert!(
         child.try_wait().expect("try_wait").is_none(),
         "still draining after one Ctrl-C"
@@ -342,14 +424,10 @@ async fn first_ctrl_c_stops_and_reports_second_exits_at_once() {
     };
     hole.abort();
     assert_eq!(status.code(), Some(130));
-    let mut stderr = String::new();
+    let mut rest = String::new();
     use std::io::Read;
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read");
+    stderr.read_to_string(&mut rest).expect("read");
+    let stderr = said + &rest;
     assert!(stderr.contains("aborted"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -9,8 +9,6 @@ mod support;
 use loadgen::report::Thresholds;
 use loadgen::RunConfig;
 use order_server::exposition::Exposition;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 #[tokio::test]
 async fn sends_the_scheduled_count_and_the_server_agrees() {
@@ -60,7 +58,7 @@ async fn sends_and_the_server_agrees(http2: bool) {
     };
     assert_eq!(served("food"), Some(report.food.ok as f64));
     assert_eq!(served("clothing"), Some(report.clothing.ok as f64));
-    let _ = stop.send(());
+    stop.shutdown().await;
 }
 
 #[tokio::test]
@@ -123,7 +121,7 @@ async fn thresholds_decide_the_exit_code() {
     ] {
         assert!(v.get(field).is_some(), "report field {field}");
     }
-    let _ = stop.send(());
+    stop.shutdown().await;
 }
 
 #[test]
@@ -142,20 +140,10 @@ fn binary_exits_2_on_bad_flags_without_panicking() {
 
 #[tokio::test]
 async fn a_stall_shows_in_corrected_latency_not_in_service_time() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let (addr, admin_addr) = (
-        listener.local_addr().expect("a"),
-        admin.local_addr().expect("a"),
-    );
-    let mut scfg = order_server::Config::default();
-    scfg.sim.enabled = false;
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(order_server::serve(listener, Some(admin), scfg, async {
-        let _ = stopped.await;
-    }));
+    let stop = support::TestServer::start_with_admin(support::quiet_config(), true).await;
+    let addr = stop.addr;
     let r = reqwest::Client::new()
-        .post(format!("http://{admin_addr}/admin/faults"))
+        .post(stop.admin_url())
         .json(&serde_json::json!({"kind": "stall", "order_type": "food", "duration": "1s"}))
         .send()
         .await
@@ -181,23 +169,19 @@ async fn a_stall_shows_in_corrected_latency_not_in_service_time() {
         f.latency_service
     );
     assert!(f.late > 100, "late {}", f.late);
-    let _ = stop.send(());
+    stop.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_run_ends_on_time_even_when_the_schedule_falls_behind() {
     // 1,000/s against at most 2 requests in flight at 200 ms each: the schedule falls far
     // behind the clock. The run must still stop after 1 s and count what it never sent.
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let mut cfg = order_server::Config::default();
     cfg.sim.median_latency = [Duration::from_millis(200); 2];
     cfg.sim.sigma = 0.0;
     cfg.sim.error_rate = 0.0;
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(order_server::serve(listener, None, cfg, async {
-        let _ = stopped.await;
-    }));
+    let stop = support::TestServer::start(cfg).await;
+    let addr = stop.addr;
     let mut run = RunConfig::constant(Some(format!("http://{addr}")), 1000.0, 0.0);
     run.duration = Some(Duration::from_secs(1));
     run.max_in_flight = 2;
@@ -206,7 +190,7 @@ async fn a_run_ends_on_time_even_when_the_schedule_falls_behind() {
         .await
         .expect("run");
     let took = t.elapsed();
-    let _ = stop.send(());
+    stop.shutdown().await;
     assert_eq!(report.stopped_by, "duration");
     assert!(took < Duration::from_secs(3), "ran for {took:?}");
     let total = &report.total;

@@ -78,7 +78,7 @@ async fn lag_stays_within_a_tick(http2: bool) {
         "at most a tick late: max {} ms",
         lag.max_ms
     );
-    let _ = stop.send(());
+    stop.shutdown().await;
 }
 
 #[tokio::test]

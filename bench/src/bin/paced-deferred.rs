@@ -8,16 +8,15 @@
 //!
 //!     paced-deferred 127.0.0.1:5101 RATE SECONDS
 
-use std::io::{IoSliceMut, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use loadgen::stamp::{self, wall_ns};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
-use nix::sys::time::TimeSpec;
 use order_metrics_bench::paced::{self, REQUEST};
 
 const CONNECTIONS: usize = 4;
@@ -38,20 +37,13 @@ fn main() -> ExitCode {
     })
 }
 
-/// The kernel's receive timestamps are wall-clock time, so send times are too.
-fn wall_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 fn run(addr: &str, rate: f64, secs: f64) -> Result<(u64, f64)> {
     let mut conns = (0..CONNECTIONS)
         .map(|_| {
             let s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
             s.set_nodelay(true).map_err(|e| e.to_string())?;
             s.set_nonblocking(true).map_err(|e| e.to_string())?;
-            setsockopt(&s, sockopt::ReceiveTimestampns, &true).map_err(|e| e.to_string())?;
+            stamp::enable(&s).map_err(|e| e.to_string())?;
             Ok(Conn {
                 s,
                 sent_ns: None,
@@ -84,6 +76,7 @@ fn run(addr: &str, rate: f64, secs: f64) -> Result<(u64, f64)> {
             }
         };
         let c = &mut conns[free];
+        // The kernel's receive stamps are wall-clock time, so send times are too.
         c.sent_ns = Some(wall_ns());
         c.s.write_all(REQUEST).map_err(|e| e.to_string())?;
     }
@@ -112,27 +105,11 @@ fn wait_answer(c: &mut Conn) -> Result<u64> {
 /// Reads what has arrived without blocking; once the whole answer is in, frees the
 /// connection and returns the latency from the send to the kernel's receive time.
 fn try_answer(c: &mut Conn) -> Result<Option<u64>> {
-    let mut cmsg = nix::cmsg_space!(TimeSpec);
+    let mut control = stamp::control_buffer();
     loop {
         let got = c.got;
-        let mut iov = [IoSliceMut::new(&mut c.buf[got..])];
-        let (bytes, stamp) = match recvmsg::<()>(
-            c.s.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(m) => {
-                let stamp = m.cmsgs().ok().and_then(|mut it| {
-                    it.find_map(|x| match x {
-                        ControlMessageOwned::ScmTimestampns(t) => {
-                            Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-                        }
-                        _ => None,
-                    })
-                });
-                (m.bytes, stamp)
-            }
+        let (bytes, stamp) = match stamp::recv(&c.s, &mut c.buf[got..], &mut control) {
+            Ok(read) => read,
             Err(Errno::EAGAIN) => return Ok(None),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e.to_string()),

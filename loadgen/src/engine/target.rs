@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::client::{ClientError, ClientOptions};
+use crate::client::ClientOptions;
+use crate::endpoint::{header_pair, EndpointError};
 
 /// What the engine sends and where: built once per run from the order URLs and options.
 #[derive(Debug)]
@@ -25,9 +26,9 @@ impl Target {
         urls: &[Url; 2],
         opts: &ClientOptions,
         max_conns: usize,
-    ) -> Result<Self, ClientError> {
+    ) -> Result<Self, EndpointError> {
         let base = &urls[0];
-        let target_err = |m: &str| ClientError::Target(base.to_string(), m.into());
+        let target_err = |m: &str| EndpointError::Target(base.to_string(), m.into());
         let host = base
             .host()
             .map(|h| h.to_owned())
@@ -41,7 +42,7 @@ impl Target {
         let mut extra = String::new();
         for (k, v) in &opts.headers {
             // Validated like every other transport does; the typed pair also rejects CR/LF.
-            let (name, _) = crate::client::header_pair(k, v)?;
+            let (name, _) = header_pair(k, v)?;
             if name == hyper::header::HOST {
                 host_header = v.clone(); // a Host override replaces, never doubles
             } else {

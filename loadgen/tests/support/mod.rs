@@ -1,15 +1,16 @@
 //! What the test servers share: reading one request head at a time off a connection, a raw
-//! TCP server built on it, and the real order server on loopback.
+//! TCP server built on it, and the workspace's test kit (the real order server on loopback).
 
 // Each test binary includes this module and uses only some of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+
+pub use order_server::test_kit::{quiet_config, rss_bytes, wait_for_exit, TestServer};
 
 /// The next whole request head on `s` (bytes past it stay in `buf`); `None` once the peer
 /// closes or the read fails.
@@ -56,25 +57,8 @@ pub fn serve_raw(
     });
 }
 
-/// The order server with the simulation off on 127.0.0.1:0: its base URL and a stop switch.
-pub async fn order_server() -> (String, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut cfg = order_server::Config::default();
-    cfg.sim.enabled = false;
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(order_server::serve(listener, None, cfg, async {
-        let _ = stopped.await;
-    }));
-    (format!("http://{addr}"), stop)
-}
-
-/// A process's resident set size, from /proc.
-pub fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+/// The order server with the simulation off on 127.0.0.1:0: its base URL and the server.
+pub async fn order_server() -> (String, TestServer) {
+    let server = TestServer::start(quiet_config()).await;
+    (format!("http://{}", server.addr), server)
 }

@@ -1,0 +1,243 @@
+//! One load test from its validated configuration to its report: the embedded target when
+//! there is none, the checks before the first request (the host resolves, TLS, the fault
+//! API), the generator's own metrics endpoint, the dispatch core over both order types'
+//! arrivals, carried out by the paced engine (plain http on Linux) or the tokio path
+//! (everything else), the scenario's faults, the requests never sent, the report, and the
+//! metrics linger. [`run`] is the entry.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use order_server::contract::OrderType;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::cli::RunConfig;
+use crate::client::{ClientError, OrderClient};
+use crate::dispatch::{Dispatch, Limits, StopReason};
+use crate::embedded::Embedded;
+use crate::endpoint::EndpointError;
+use crate::faults::{AdminClient, AdminError};
+use crate::progress::Progress;
+use crate::recorder::Recorder;
+use crate::report::Report;
+use crate::schedule::Arrivals;
+use crate::telemetry::{serve_metrics, LoadgenMetrics};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error("cannot listen on {0} (--metrics-addr): {1}")]
+    MetricsAddr(SocketAddr, #[source] std::io::Error),
+    #[error("starting the embedded order server failed: {0}")]
+    Embedded(#[source] std::io::Error),
+    #[error("building the metrics recorder failed: {0}")]
+    Metrics(#[from] metrics_exporter_prometheus::BuildError),
+    #[error("scenario {0} switches server faults on: pass --admin-url (the server's --admin-listen address)")]
+    NoAdmin(String),
+    #[error("fault API check failed: {0}")]
+    Admin(#[from] AdminError),
+    #[error("the paced engine failed: {0}")]
+    Engine(#[source] std::io::Error),
+    #[error("the paced engine's thread failed: {0}")]
+    EngineThread(#[source] tokio::task::JoinError),
+}
+
+/// Runs the load test described by `cfg` until it ends or `stop` completes.
+pub async fn run(cfg: RunConfig, stop: impl Future<Output = ()>) -> Result<Report, RunError> {
+    run_publishing(cfg, stop, |_| {}).await
+}
+
+/// Like [`run`], handing the report to `publish` as soon as it is built: before
+/// `--metrics-linger`, so a run stopped during the linger has already written its report.
+/// A `stop` during the linger ends it at once.
+pub async fn run_publishing(
+    cfg: RunConfig,
+    stop: impl Future<Output = ()>,
+    publish: impl FnOnce(&Report),
+) -> Result<Report, RunError> {
+    // `stop` may complete anywhere in the run (during the engine's drain, say) whatever the
+    // run then reports as its reason; the flag says so, and a finished future is never polled
+    // again.
+    let stopped = AtomicBool::new(false);
+    let stop = async {
+        stop.await;
+        stopped.store(true, Ordering::Release);
+    };
+    tokio::pin!(stop);
+
+    let embedded = match &cfg.target {
+        Some(_) => None,
+        None => Some(Embedded::start().await.map_err(RunError::Embedded)?),
+    };
+    let target = match (&cfg.target, &embedded) {
+        (Some(t), _) => t.clone(),
+        (None, Some(e)) => {
+            tracing::info!(
+                "no --target: driving an embedded order server at {} (its metrics: {}metrics, fault API: {})",
+                e.url, e.url, e.admin_url
+            );
+            e.url.clone()
+        }
+        (None, None) => unreachable!("embedded server started above"),
+    };
+    let client = OrderClient::new(&target, &cfg.client)?;
+    crate::endpoint::resolve(&target).await?;
+    client.check_tls().await?;
+    let admin = fault_api(&cfg, embedded.as_ref()).await?;
+
+    let metrics = match cfg.metrics_addr {
+        Some(_) => Some(Arc::new(LoadgenMetrics::new()?)),
+        None => None,
+    };
+    let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();
+    let metrics_task = match (cfg.metrics_addr, &metrics) {
+        (Some(addr), Some(m)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| RunError::MetricsAddr(addr, e))?;
+            tracing::info!(
+                "load generator metrics on http://{}/metrics",
+                listener.local_addr().unwrap_or(addr)
+            );
+            Some(tokio::spawn(serve_metrics(
+                listener,
+                Arc::clone(m),
+                async {
+                    let _ = metrics_stopped.await;
+                },
+            )))
+        }
+        _ => None,
+    };
+
+    let recorder = Arc::new(Recorder::new(metrics.clone()));
+    let dispatch = Dispatch::from_arrivals(
+        OrderType::ALL.map(|t| Arrivals::new(cfg.plan.clone(), t, cfg.arrivals, cfg.seed)),
+        Limits {
+            duration: cfg.duration.map(|d| d.as_secs_f64()),
+            requests: cfg.requests,
+            tick: cfg.tick.as_secs_f64(),
+        },
+    );
+    let start = Instant::now();
+    let fault_task =
+        admin.map(|a| tokio::spawn(crate::faults::drive(a, cfg.faults.clone(), start)));
+    let progress = Progress::start(&cfg, Arc::clone(&recorder), start);
+
+    let (stopped_by, elapsed, dispatch) =
+        execute(&cfg, &client, dispatch, &recorder, start, stop.as_mut()).await?;
+    recorder.unsent(&dispatch.finish(stopped_by, elapsed.as_secs_f64()));
+    if let Some(t) = fault_task {
+        t.abort();
+    }
+    progress.finish();
+
+    let report = Report::build(
+        target,
+        cfg.scenario.clone(),
+        stopped_by,
+        elapsed,
+        &recorder.snapshot(),
+        &cfg.thresholds,
+    );
+    publish(&report);
+    // The linger lets a last scrape see the end; a stop (SIGTERM from Kubernetes, Ctrl-C)
+    // ends it at once. After a stop during the run there is nothing to wait for.
+    if metrics_task.is_some() && !cfg.metrics_linger.is_zero() && !stopped.load(Ordering::Acquire) {
+        tokio::select! {
+            () = tokio::time::sleep(cfg.metrics_linger) => {}
+            () = stop.as_mut() => {}
+        }
+    }
+    let _ = metrics_stop.send(());
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
+    if let Some(e) = embedded {
+        e.stop().await;
+    }
+    Ok(report)
+}
+
+/// The fault API client a scenario with faults needs, checked before the run.
+async fn fault_api(
+    cfg: &RunConfig,
+    embedded: Option<&Embedded>,
+) -> Result<Option<AdminClient>, RunError> {
+    if cfg.faults.is_empty() {
+        return Ok(None);
+    }
+    let url = cfg
+        .admin_url
+        .clone()
+        .or_else(|| embedded.map(|e| e.admin_url.clone()))
+        .ok_or_else(|| RunError::NoAdmin(cfg.scenario.clone().unwrap_or_default()))?;
+    let admin = AdminClient::new(&url, cfg.admin_token.clone())?;
+    admin.check().await?;
+    Ok(Some(admin))
+}
+
+/// Carries out the dispatch on the paced engine (plain http over HTTP/1.1 on Linux) or the
+/// tokio path, drain included; the dispatch comes back for its unsent counts.
+async fn execute(
+    cfg: &RunConfig,
+    client: &OrderClient,
+    mut dispatch: Dispatch,
+    recorder: &Arc<Recorder>,
+    start: Instant,
+    stop: impl Future<Output = ()>,
+) -> Result<(StopReason, Duration, Dispatch), RunError> {
+    #[cfg(target_os = "linux")]
+    if let Some(urls) = client.plain_urls() {
+        let target = crate::engine::Target::new(urls, &cfg.client, cfg.max_in_flight)?;
+        return on_engine(target, dispatch, cfg.drain, recorder, start, stop).await;
+    }
+    let (by, took) = crate::tokio_path::run(
+        &mut dispatch,
+        client,
+        cfg.max_in_flight,
+        cfg.drain,
+        recorder,
+        start,
+        stop,
+    )
+    .await;
+    Ok((by, took, dispatch))
+}
+
+/// The paced engine on a thread of its own, with `stop` passed on as a flag.
+#[cfg(target_os = "linux")]
+async fn on_engine(
+    target: crate::engine::Target,
+    mut dispatch: Dispatch,
+    drain: Duration,
+    recorder: &Arc<Recorder>,
+    start: Instant,
+    stop: impl Future<Output = ()>,
+) -> Result<(StopReason, Duration, Dispatch), RunError> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let (rec, f) = (Arc::clone(recorder), Arc::clone(&flag));
+    let job = tokio::task::spawn_blocking(move || {
+        let out = crate::engine::run(&target, &mut dispatch, drain, &rec, start.into_std(), &f);
+        (out, dispatch)
+    });
+    tokio::pin!(stop, job);
+    let joined = tokio::select! {
+        r = &mut job => r,
+        () = &mut stop => {
+            flag.store(true, Ordering::Relaxed);
+            job.await
+        }
+    };
+    let (out, dispatch) = joined.map_err(RunError::EngineThread)?;
+    let (by, took) = out.map_err(RunError::Engine)?;
+    Ok((by, took, dispatch))
+}
