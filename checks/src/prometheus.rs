@@ -73,13 +73,16 @@ impl Prometheus {
         self.daemon.log()
     }
 
-    async fn api(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, String> {
+    /// Sends an API request (`form` as a POST body, or as the query of a GET) and returns
+    /// the answer's `data` when its status is success.
+    async fn api(&self, path: &str, form: &[(&str, &str)], post: bool) -> Result<Value, String> {
         let url = format!("http://{}{path}", self.addr);
-        let body: Value = self
-            .daemon
-            .client
-            .post(&url)
-            .form(form)
+        let client = &self.daemon.client;
+        let request = match post {
+            true => client.post(&url).form(form),
+            false => client.get(&url).query(form),
+        };
+        let body: Value = request
             .send()
             .await
             .map_err(|e| format!("{url}: {e}"))?
@@ -94,7 +97,7 @@ impl Prometheus {
 
     /// An instant query at the current time; a range or scalar result is an error.
     pub async fn query(&self, expr: &str) -> Result<Vec<Sample>, String> {
-        let data = self.api("/api/v1/query", &[("query", expr)]).await?;
+        let data = self.api("/api/v1/query", &[("query", expr)], true).await?;
         if data["resultType"] != "vector" {
             return Err(format!("{expr}: expected a vector, got {data}"));
         }
@@ -130,32 +133,22 @@ impl Prometheus {
         selector: Option<&str>,
         window: std::time::Duration,
     ) -> Result<Vec<String>, String> {
-        let url = format!("http://{}/api/v1/label/{label}/values", self.addr);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_err(|e| e.to_string())?;
-        let mut params = vec![
-            ("start", format!("{}", (now - window).as_secs())),
-            ("end", format!("{}", now.as_secs())),
-        ];
+        let (start, end) = (
+            (now - window).as_secs().to_string(),
+            now.as_secs().to_string(),
+        );
+        let mut params = vec![("start", start.as_str()), ("end", end.as_str())];
         if let Some(m) = selector {
-            params.push(("match[]", m.to_string()));
+            params.push(("match[]", m));
         }
-        let body: Value = self
-            .daemon
-            .client
-            .get(&url)
-            .query(&params)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("{url}: not JSON: {e}"))?;
-        if body["status"] != "success" {
-            return Err(format!("{url} {params:?}: {body}"));
-        }
-        let mut values: Vec<String> = body["data"]
+        // The label-values endpoint takes GET only.
+        let data = self
+            .api(&format!("/api/v1/label/{label}/values"), &params, false)
+            .await?;
+        let mut values: Vec<String> = data
             .as_array()
             .into_iter()
             .flatten()

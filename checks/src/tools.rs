@@ -2,7 +2,8 @@
 //! Alertmanager, amtool and kustomize are the project's own copies in `target/tools/bin`, fetched by
 //! `scripts/tools` from Debian unstable (never a system package, so a Prometheus 2 on `PATH`
 //! cannot stand in for them); check-jsonschema and kubernetes-validate come from `PATH`.
-//! Under `CI=true` a missing tool is a failure; elsewhere a loud skip that says how to get it.
+//! Under `CI=true` a missing tool is a failure; elsewhere a loud skip that says how to get it,
+//! and `build.rs` marks the tests that need it as ignored, with the reason.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,10 +20,7 @@ const PROJECT_TOOLS: [&str; 5] = [
     "kustomize",
 ];
 
-/// The directory holding the project's Prometheus and Alertmanager binaries.
-pub fn project_tools_dir() -> PathBuf {
-    crate::repo_root().join("target/tools/bin")
-}
+pub use order_server::test_kit::project_tools_dir;
 
 /// Finds `name`. Panics under `CI=true` when it is missing (CI installs it, so a missing tool
 /// there is a broken set-up, never a pass); prints SKIPPED and returns `None` elsewhere.
@@ -71,7 +69,7 @@ pub fn guide_python() -> Option<PathBuf> {
 }
 
 fn missing(hint: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if order_server::test_kit::under_ci() {
         panic!("{hint} (required under CI)");
     }
     eprintln!("SKIPPED: {hint}");

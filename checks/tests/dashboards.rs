@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use order_metrics_checks::dashboards::{self, Dashboard};
 use order_metrics_checks::{grafana, promql, repo_root, rules};
-use order_server::app::App;
 use order_server::exposition::Exposition;
+use order_server::test_kit::TestServer;
 use order_server::Config;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -136,13 +136,8 @@ async fn scrape(client: &reqwest::Client, addr: std::net::SocketAddr) -> Exposit
 async fn live_expositions() -> (Exposition, Exposition) {
     let client = reqwest::Client::new();
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = Arc::new(App::new(Config::default()).expect("app"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(order_server::serve_app(app, listener, None, async move {
-        let _ = stopped.await;
-    }));
+    let server = TestServer::start(Config::default()).await;
+    let addr = server.addr;
     // One order of each type, so nothing depends on what exists before the first request.
     for path in ["/makeFoodOrder", "/makeClothingOrder"] {
         client
@@ -152,8 +147,7 @@ async fn live_expositions() -> (Exposition, Exposition) {
             .expect("order");
     }
     let server_metrics = scrape(&client, addr).await;
-    let _ = stop.send(());
-    server.await.expect("server task");
+    server.shutdown().await;
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -17,7 +17,6 @@
 //! text is otherwise the shipped one.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -26,10 +25,8 @@ use order_metrics_checks::dashboards;
 use order_metrics_checks::prometheus::{free_port, Prometheus};
 use order_metrics_checks::tools::tool;
 use order_metrics_checks::{grafana, promql, repo_root, rules};
-use order_server::app::App;
+use order_server::test_kit::TestServer;
 use order_server::Config;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 const COMPRESSION: u64 = 60;
 const BASELINE: Duration = Duration::from_secs(30);
@@ -68,6 +65,10 @@ fn burn<'a>(alerts: &'a [Alert], severity: &str) -> Option<&'a Alert> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    any(missing_prometheus, missing_alertmanager),
+    ignore = "Prometheus or Alertmanager (with its templates) not in target/tools/bin: run bash scripts/tools, as root"
+)]
 async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
     let (Some(prometheus_bin), Some(alertmanager_bin)) = (tool("prometheus"), tool("alertmanager"))
     else {
@@ -76,20 +77,9 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
     let root = repo_root();
 
     // The order server, with its fault API on a second loopback port.
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
-    let server_addr = listener.local_addr().expect("addr");
-    let admin_addr = admin.local_addr().expect("addr");
-    let app = Arc::new(App::new(Config::default()).expect("app"));
-    let (stop_server, server_stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(order_server::serve_app(
-        app,
-        listener,
-        Some(admin),
-        async move {
-            let _ = server_stopped.await;
-        },
-    ));
+    let server = TestServer::start_with_admin(Config::default(), true).await;
+    let server_addr = server.addr;
+    let admin_addr = server.admin.expect("admin listener");
     let loadgen_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().expect("port")));
     let prom_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().expect("port")));
     let am_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().expect("port")));
@@ -382,6 +372,5 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
     assert!(report.target_reached);
     drop(prom);
     drop(am);
-    let _ = stop_server.send(());
-    server.await.expect("server task");
+    server.shutdown().await;
 }

@@ -18,6 +18,10 @@ fn alerts() -> Vec<Rule> {
 }
 
 #[test]
+#[cfg_attr(
+    missing_promtool,
+    ignore = "promtool not in target/tools/bin: run bash scripts/tools"
+)]
 fn promtool_checks_the_rules_and_the_config() {
     let Some(promtool) = tool("promtool") else {
         return;
@@ -45,6 +49,10 @@ fn promtool_checks_the_rules_and_the_config() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_promtool,
+    ignore = "promtool not in target/tools/bin: run bash scripts/tools"
+)]
 fn promtool_unit_tests_pass() {
     let Some(promtool) = tool("promtool") else {
         return;

@@ -39,16 +39,28 @@ fn check(var: &str, image: &str, binary: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    missing_prometheus,
+    ignore = "prometheus not in target/tools/bin: run bash scripts/tools"
+)]
 fn prometheus_pin_is_the_tested_major_and_not_older() {
     check("PROMETHEUS_IMAGE", "prom/prometheus", "prometheus");
 }
 
 #[test]
+#[cfg_attr(
+    missing_alertmanager,
+    ignore = "Alertmanager (with its templates) not in target/tools/bin: run bash scripts/tools, as root"
+)]
 fn alertmanager_pin_is_the_tested_major_and_not_older() {
     check("ALERTMANAGER_IMAGE", "prom/alertmanager", "alertmanager");
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_prometheus, missing_promtool),
+    ignore = "prometheus or promtool not in target/tools/bin: run bash scripts/tools"
+)]
 fn promtool_is_the_same_release_as_prometheus() {
     let (Some(prometheus), Some(promtool)) = (tool("prometheus"), tool("promtool")) else {
         return;

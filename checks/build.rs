@@ -1,0 +1,57 @@
+//! Marks each check whose external tool is missing as ignored, with the reason (the tests'
+//! `cfg_attr(missing_*, ignore = ...)`), so `cargo test` reports it as not run instead of
+//! passed. Under `CI=true` nothing is ignored: there a missing tool fails its test. The
+//! script runs again when `target/tools` changes (`scripts/tools`), when a directory on
+//! `PATH` does (a pip install), or when `CI` or `PATH` does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let here = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let root = here.parent().map(Path::to_path_buf).unwrap_or(here);
+    let tools = root.join("target/tools");
+    let bin = tools.join("bin");
+    println!(
+        "cargo::rerun-if-changed={}",
+        tools.join("VERSIONS").display()
+    );
+    println!("cargo::rerun-if-env-changed=CI");
+    println!("cargo::rerun-if-env-changed=PATH");
+    let path_dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).filter(|d| d.is_dir()).collect())
+        .unwrap_or_default();
+    for d in &path_dirs {
+        println!("cargo::rerun-if-changed={}", d.display());
+    }
+    let on_path = |name: &str| path_dirs.iter().any(|d| d.join(name).is_file());
+    let guide_python = Command::new("python3")
+        .args(["-c", "import flask, prometheus_client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let alertmanager_templates = Path::new("/usr/share/prometheus/alertmanager/default.tmpl");
+
+    let under_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let present = [
+        ("missing_prometheus", bin.join("prometheus").is_file()),
+        ("missing_promtool", bin.join("promtool").is_file()),
+        (
+            "missing_alertmanager",
+            bin.join("alertmanager").is_file() && alertmanager_templates.is_file(),
+        ),
+        ("missing_amtool", bin.join("amtool").is_file()),
+        ("missing_kustomize", bin.join("kustomize").is_file()),
+        ("missing_check_jsonschema", on_path("check-jsonschema")),
+        (
+            "missing_kubernetes_validate",
+            on_path("kubernetes-validate"),
+        ),
+        ("missing_guide_python", guide_python),
+    ];
+    for (cfg, found) in present {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        if !found && !under_ci {
+            println!("cargo::rustc-cfg={cfg}");
+        }
+    }
+}
