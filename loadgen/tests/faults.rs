@@ -6,6 +6,8 @@
 
 #![cfg(unix)]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
@@ -19,15 +21,10 @@ use order_server::exposition::Exposition;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-/// An order server (simulation off unless `cfg` says otherwise) on `listener`.
-fn serve(listener: TcpListener, cfg: order_server::Config) -> oneshot::Sender<()> {
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(order_server::serve(listener, None, cfg, async {
-        let _ = stopped.await;
-    }));
-    stop
+/// An order server on `listener`, from the workspace's test kit.
+fn serve(listener: TcpListener, cfg: order_server::Config) -> support::TestServer {
+    support::TestServer::start_on(listener, None, cfg)
 }
 
 /// Orders the order server at `addr` has processed, from its `/metrics`.
@@ -60,9 +57,7 @@ async fn generator_outcomes(metrics: SocketAddr, outcome: &str) -> f64 {
 }
 
 fn quiet() -> order_server::Config {
-    let mut cfg = order_server::Config::default();
-    cfg.sim.enabled = false;
-    cfg
+    support::quiet_config()
 }
 
 /// Runs the binary (in a blocking thread) with a JSON report file; returns its output and
@@ -125,7 +120,7 @@ async fn a_target_killed_and_restarted_mid_run_is_counted_and_traffic_resumes() 
         processed(addr).await >= 40.0
     })
     .await;
-    let _ = stop.send(());
+    stop.shutdown().await;
     until("the generator to count 30 failed connections", || async {
         generator_outcomes(metrics, "connect_error").await
             + generator_outcomes(metrics, "other").await
@@ -140,7 +135,7 @@ async fn a_target_killed_and_restarted_mid_run_is_counted_and_traffic_resumes() 
     })
     .await;
     let (out, report) = run.await.expect("task");
-    let _ = stop.send(());
+    stop.shutdown().await;
     let report = report.expect("report written");
     let stdout: Value = serde_json::from_slice(&out.stdout).expect("JSON report on stdout");
     assert_eq!(stdout, report, "stdout and --report-file agree");
@@ -181,7 +176,7 @@ async fn a_target_slower_than_the_timeout_gives_timeouts_and_a_missed_threshold(
         "0.1",
     ]))
     .await;
-    let _ = stop.send(());
+    stop.shutdown().await;
     let report = report.expect("report written");
     assert_eq!(out.status.code(), Some(1), "threshold missed: {report}");
     assert_eq!(
@@ -362,7 +357,7 @@ async fn first_ctrl_c_stops_and_reports_second_exits_at_once() {
         .await
         .expect("task")
         .expect("wait");
-    let _ = stop.send(());
+    stop.shutdown().await;
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -39,11 +39,20 @@ impl TestServer {
     /// Panics when it cannot bind or build, as a test set-up does.
     pub async fn start_with_admin(config: Config, admin: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let admin_listener = match admin {
             true => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind admin")),
             false => None,
         };
+        Self::start_on(listener, admin_listener, config)
+    }
+
+    /// On listeners the test bound itself (a server restarted on the same port, say).
+    pub fn start_on(
+        listener: TcpListener,
+        admin_listener: Option<TcpListener>,
+        config: Config,
+    ) -> Self {
+        let addr = listener.local_addr().expect("addr");
         let admin = admin_listener
             .as_ref()
             .map(|l| l.local_addr().expect("addr"));

@@ -1,8 +1,7 @@
-//! How long a steady scraper waits for `/metrics` at a given series count, with the order
-//! server's scrape cache (renders just before the scraper is due) and without it (max age 0:
-//! a render on every scrape, as the exporter is normally used). The scraper asks at a fixed
-//! interval, like Prometheus; each answer time is measured from the ask to the text in hand.
-//! Prints one JSON object: median, p90 and max milliseconds for both, alternating runs.
+//! How long a steady scraper waits for `/metrics` at a given series count: every scrape
+//! renders (through the server's shared render on the blocking pool, as `/metrics` does). The
+//! scraper asks at a fixed interval, like Prometheus; each answer time is measured from the ask
+//! to the text in hand. Prints one JSON object: median, p90 and max milliseconds.
 //!
 //!     scrape-timing SERIES SCRAPES INTERVAL_MS
 
@@ -11,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use order_metrics_bench::recorder_with_series;
-use order_server::scrape::ScrapeCache;
+use order_server::render::SharedRender;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -39,25 +38,13 @@ fn main() -> ExitCode {
     };
     let recorder = Arc::new(recorder_with_series(series));
     let interval = Duration::from_millis(interval_ms);
-    let result = runtime.block_on(async {
-        let mut cached = Vec::new();
-        let mut fresh = Vec::new();
-        // Alternate: half the rounds each way, so drift on the machine hits both alike.
-        for round in 0..2 {
-            for max_age in order(round) {
-                let times = scraper(Arc::clone(&recorder), max_age, scrapes, interval).await?;
-                if max_age.is_zero() {
-                    fresh.extend(times);
-                } else {
-                    cached.extend(times);
-                }
-            }
-        }
-        Ok::<_, order_server::render::RenderError>((summary(cached), summary(fresh)))
-    });
+    let result = runtime.block_on(scraper(recorder, scrapes, interval));
     match result {
-        Ok((cached, fresh)) => {
-            println!("{{\"series\":{series},\"scrapes\":{scrapes},\"interval_ms\":{interval_ms},\"cached\":{cached},\"fresh\":{fresh}}}");
+        Ok(times) => {
+            println!(
+                "{{\"series\":{series},\"scrapes\":{scrapes},\"interval_ms\":{interval_ms},\"fresh\":{}}}",
+                summary(times)
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -67,33 +54,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn order(round: usize) -> [Duration; 2] {
-    let on = Duration::from_millis(250);
-    if round % 2 == 0 {
-        [on, Duration::ZERO]
-    } else {
-        [Duration::ZERO, on]
-    }
-}
-
-/// One steady scraper; the answer times of every scrape after the first three (which teach
-/// the cache the interval).
+/// One steady scraper; the answer times of every scrape after the first (which warms up).
 async fn scraper(
     recorder: Arc<metrics_exporter_prometheus::PrometheusRecorder>,
-    max_age: Duration,
     scrapes: usize,
     interval: Duration,
 ) -> Result<Vec<f64>, order_server::render::RenderError> {
-    let cache = ScrapeCache::new(max_age);
+    let renders = SharedRender::new();
     let mut times = Vec::new();
     let start = tokio::time::Instant::now();
     for i in 0..scrapes {
         tokio::time::sleep_until(start + interval * i as u32).await;
         let r = Arc::clone(&recorder);
         let asked = Instant::now();
-        let text = cache.scrape(move || Some(r.handle().render())).await?;
+        let (_, text) = renders.render(move || Some(r.handle().render())).await?;
         let took = asked.elapsed().as_secs_f64() * 1000.0;
-        if i >= 3 && !text.is_empty() {
+        if i >= 1 && !text.is_empty() {
             times.push(took);
         }
     }
