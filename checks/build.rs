@@ -2,7 +2,9 @@
 //! `cfg_attr(missing_*, ignore = ...)`), so `cargo test` reports it as not run instead of
 //! passed. Under `CI=true` nothing is ignored: there a missing tool fails its test. The
 //! script runs again when `target/tools` changes (`scripts/tools`), when a directory on
-//! `PATH` does (a pip install), or when `CI` or `PATH` does.
+//! `PATH` or Python's site-packages does (a pip install), or when `CI` or `PATH` does. The
+//! flags are fixed when the tests are built: test binaries built without `CI=true` and run
+//! later with it still skip.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,17 +14,26 @@ fn main() {
     let root = here.parent().map(Path::to_path_buf).unwrap_or(here);
     let tools = root.join("target/tools");
     let bin = tools.join("bin");
-    println!(
-        "cargo::rerun-if-changed={}",
-        tools.join("VERSIONS").display()
-    );
+    // A path that does not exist would make the script run on every build; the directory is
+    // made here (empty until scripts/tools fills it) so that filling it is the change seen.
+    let _ = std::fs::create_dir_all(&tools);
+    println!("cargo::rerun-if-changed={}", tools.display());
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rerun-if-env-changed=PATH");
+    // Absolute PATH entries only: a relative one (./target/debug) changes with every build.
     let path_dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).filter(|d| d.is_dir()).collect())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .filter(|d| d.is_absolute() && d.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     for d in &path_dirs {
         println!("cargo::rerun-if-changed={}", d.display());
+    }
+    // Where pip puts flask and prometheus_client.
+    if let Some(site) = python_site_packages() {
+        println!("cargo::rerun-if-changed={}", site.display());
     }
     let on_path = |name: &str| path_dirs.iter().any(|d| d.join(name).is_file());
     let guide_python = Command::new("python3")
@@ -54,4 +65,16 @@ fn main() {
             println!("cargo::rustc-cfg={cfg}");
         }
     }
+}
+
+fn python_site_packages() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ])
+        .output()
+        .ok()?;
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    dir.is_dir().then_some(dir)
 }

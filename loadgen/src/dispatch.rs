@@ -114,6 +114,8 @@ pub struct Dispatch {
     limits: Limits,
     offered: u64,
     held: Option<Due>,
+    /// With ticks, a request held at the end is offered once more at the end's wake.
+    offered_at_end: bool,
     interrupted: bool,
 }
 
@@ -140,6 +142,7 @@ impl Dispatch {
             limits,
             offered: 0,
             held: None,
+            offered_at_end: false,
             interrupted: false,
         }
     }
@@ -181,10 +184,12 @@ impl Dispatch {
             .is_some_and(|end| !before_end(now, end));
         if let Some(held) = self.held {
             // A request waiting for a connection or slot goes before anything else, and is
-            // given up when the run's time is over.
-            if ended {
+            // given up when the run's time is over; with ticks, after one more try at the
+            // end's wake, which is the last boundary.
+            if ended && (self.limits.tick <= 0.0 || self.offered_at_end) {
                 return Step::Stop(StopReason::Duration);
             }
+            self.offered_at_end |= ended;
             return Step::Send(Due {
                 first: false,
                 ..held
@@ -228,7 +233,7 @@ impl Dispatch {
 
     /// What fell due but was never sent, for a run that stopped for `reason` after `elapsed`
     /// seconds: the held request, and for a stop in mid-schedule everything due before the
-    /// end (or before the interruption).
+    /// end (or before the interruption), but no more than the request cap leaves.
     pub fn finish(mut self, reason: StopReason, elapsed: f64) -> Unsent {
         let mut unsent = Unsent::default();
         if let Some(h) = self.held.take() {
@@ -239,13 +244,19 @@ impl Dispatch {
                 (StopReason::Duration, Some(end)) => end,
                 _ => elapsed,
             };
-            for i in 0..2 {
-                let mut n = 0;
-                while self.next[i].is_some_and(|d| before_end(d, now)) && n < MAX_UNSENT_COUNT {
-                    n += 1;
-                    self.advance(i);
+            let mut room = self
+                .limits
+                .requests
+                .map_or(u64::MAX, |n| n.saturating_sub(self.offered));
+            // In due order, as they would have been offered.
+            while room > 0 {
+                let Some((i, at)) = self.peek() else { break };
+                if !before_end(at, now) || unsent.never_offered[i] >= MAX_UNSENT_COUNT {
+                    break;
                 }
-                unsent.never_offered[i] = n;
+                unsent.never_offered[i] += 1;
+                room -= 1;
+                self.advance(i);
             }
         }
         unsent
@@ -312,8 +323,10 @@ mod tests {
     }
     use Act::{At, Blocked, Interrupt};
 
-    /// Runs the script; the stop it ends with and the unsent counts at `elapsed`.
+    /// Runs the script as an executor would, counting as the recorder does; the unsent
+    /// counts at `elapsed`. Every request that fell due is sent or skipped, none twice.
     fn run(mut d: Dispatch, script: &[Act], elapsed: f64) -> Unsent {
+        let (mut scheduled, mut sent) = (0u64, 0u64);
         let mut reason = None;
         for (n, act) in script.iter().enumerate() {
             match *act {
@@ -322,14 +335,27 @@ mod tests {
                     let got = d.next(now);
                     assert_eq!(got, want, "step {n} at {now}");
                     match got {
-                        Step::Send(_) if matches!(act, At(..)) => d.sent(),
-                        Step::Stop(r) => reason = Some(r),
-                        _ => {}
+                        Step::Send(due) => {
+                            scheduled += u64::from(due.first);
+                            if matches!(act, At(..)) {
+                                d.sent();
+                                sent += 1;
+                            }
+                        }
+                        Step::Stop(r) => {
+                            assert_eq!(d.next(now + 1.0), got, "a stop stays a stop");
+                            reason = Some(r);
+                        }
+                        Step::WaitUntil(_) => {}
                     }
                 }
             }
         }
-        d.finish(reason.expect("the script ends with a stop"), elapsed)
+        let unsent = d.finish(reason.expect("the script ends with a stop"), elapsed);
+        let never_offered: u64 = unsent.never_offered.iter().sum();
+        let skipped = unsent.skipped(Food) + unsent.skipped(Clothing);
+        assert_eq!(scheduled + never_offered, sent + skipped, "{unsent:?}");
+        unsent
     }
 
     #[test]
@@ -436,6 +462,79 @@ mod tests {
                     never_offered: [1, 1],
                     held: [1, 0],
                 },
+            ),
+            (
+                "the request cap bounds what a stop behind schedule counts as skipped",
+                &[0.1, 0.2, 0.3, 0.4, 0.5],
+                &[],
+                limits(Some(1.0), Some(3), 0.0),
+                &[
+                    At(0.1, send(Food, 0.1)),
+                    At(1.2, Step::Stop(StopReason::Duration)),
+                ],
+                1.2,
+                Unsent {
+                    never_offered: [2, 0],
+                    held: [0, 0],
+                },
+            ),
+            (
+                "an interruption while a request is held counts it once, as skipped",
+                &[0.1, 0.15, 0.3],
+                &[],
+                limits(None, None, 0.0),
+                &[
+                    Blocked(0.1, send(Food, 0.1)),
+                    Interrupt,
+                    At(0.2, Step::Stop(StopReason::Interrupted)),
+                ],
+                0.2,
+                Unsent {
+                    never_offered: [1, 0],
+                    held: [1, 0],
+                },
+            ),
+            (
+                "ticks: a request held at the end gets one more try at the end's wake",
+                &[0.0075],
+                &[],
+                limits(Some(0.01), None, 0.004),
+                &[
+                    Blocked(0.008, send(Food, 0.0075)),
+                    At(0.01, again(Food, 0.0075)),
+                    At(0.01, Step::Stop(StopReason::Duration)),
+                ],
+                0.01,
+                none,
+            ),
+            (
+                "ticks: and only one",
+                &[0.0075],
+                &[],
+                limits(Some(0.01), None, 0.004),
+                &[
+                    Blocked(0.008, send(Food, 0.0075)),
+                    Blocked(0.01, again(Food, 0.0075)),
+                    At(0.01, Step::Stop(StopReason::Duration)),
+                ],
+                0.01,
+                Unsent {
+                    never_offered: [0, 0],
+                    held: [1, 0],
+                },
+            ),
+            (
+                "the cap and the end of the schedule at once: the cap is the reason",
+                &[0.1, 0.2],
+                &[],
+                limits(Some(1.0), Some(2), 0.0),
+                &[
+                    At(0.1, send(Food, 0.1)),
+                    At(0.2, send(Food, 0.2)),
+                    At(0.2, Step::Stop(StopReason::Requests)),
+                ],
+                0.2,
+                none,
             ),
             (
                 "an interruption counts what fell due before it, not after",

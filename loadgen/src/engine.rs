@@ -1,5 +1,5 @@
-//! The paced engine for plain-http HTTP/1.1 targets on Linux: the whole open-model dispatch
-//! loop on one thread of its own, with no async runtime on the request path. It sleeps to the
+//! The paced engine for plain-http HTTP/1.1 targets on Linux: carries out the dispatch core's
+//! steps on one thread of its own, with no async runtime on the request path. It sleeps to the
 //! next due time, reads without blocking whatever answers came in since the last wake, then
 //! writes the requests now due on idle keep-alive connections. So a request costs one wake-up
 //! instead of two (its send time and its answer), and answers are timed by the kernel's
@@ -46,9 +46,9 @@ impl Drop for TimerSlack {
     }
 }
 
-/// Carries out `dispatch`'s steps until it stops, then waits for the answers still out, at
-/// most `drain`; why it stopped and how long scheduling ran. Due requests go out when their
-/// step says (with a tick, everything due by the boundary at one wake).
+/// Carries out `dispatch`'s steps until it stops, calls `stopped`, then waits for the answers
+/// still out, at most `drain`; why it stopped and how long scheduling ran. Due requests go
+/// out when their step says (with a tick, everything due by the boundary at one wake).
 pub fn run(
     target: &Target,
     dispatch: &mut Dispatch,
@@ -56,6 +56,7 @@ pub fn run(
     recorder: &Recorder,
     start: Instant,
     stop: &AtomicBool,
+    stopped: impl FnOnce(),
 ) -> std::io::Result<(StopReason, Duration)> {
     let mut pool = Pool::new(target, recorder)?;
     let _slack = TimerSlack::precise();
@@ -119,6 +120,7 @@ pub fn run(
         }
     };
     let elapsed = start.elapsed();
+    stopped();
     pool.drain(drain)?;
     Ok((reason, elapsed))
 }

@@ -88,7 +88,10 @@ pub async fn drive(admin: AdminClient, faults: Vec<TimedFault>, start: Instant) 
     for f in faults {
         tokio::time::sleep_until(start + Duration::from_secs_f64(f.at)).await;
         match admin.inject(&f.request).await {
-            Ok(()) => tracing::info!(phase = %f.phase, fault = ?f.request, "fault switched on"),
+            Ok(()) => {
+                let fault = serde_json::to_string(&f.request).unwrap_or_default();
+                tracing::info!(phase = %f.phase, %fault, "fault switched on")
+            }
             Err(e) => {
                 tracing::error!(phase = %f.phase, error = %e, "could not switch the fault on")
             }

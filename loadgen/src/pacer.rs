@@ -1,6 +1,6 @@
-//! Wakes the dispatcher at a request's intended send time, to within microseconds. tokio's
-//! timer has whole-millisecond ticks, and that alone put up to 1 ms of lag and jitter into
-//! every send (p99 1.8 ms at 2,000 requests/s). On Linux a one-shot timerfd on
+//! Wakes the tokio path at a request's intended send time, to within microseconds. tokio's
+//! timer has whole-millisecond ticks, which would put up to 1 ms of lag and jitter into every
+//! send. On Linux a one-shot timerfd on
 //! CLOCK_MONOTONIC is armed for the next due time and awaited through the runtime's own epoll:
 //! one readiness event per wake, no extra thread, no spinning. Elsewhere, or if the timerfd
 //! cannot be made, it falls back to tokio's timer.

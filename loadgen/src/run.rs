@@ -44,6 +44,8 @@ pub enum RunError {
     NoAdmin(String),
     #[error("fault API check failed: {0}")]
     Admin(#[from] AdminError),
+    #[error(transparent)]
+    AdminUrl(AdminError),
     #[error("the paced engine failed: {0}")]
     Engine(#[source] std::io::Error),
     #[error("the paced engine's thread failed: {0}")]
@@ -130,10 +132,25 @@ pub async fn run_publishing(
     let start = Instant::now();
     let fault_task =
         admin.map(|a| tokio::spawn(crate::faults::drive(a, cfg.faults.clone(), start)));
+    // No fault is switched on once the schedule has stopped, even during the drain.
+    let faults_off = fault_task.as_ref().map(|t| t.abort_handle());
+    let stop_faults = move || {
+        if let Some(h) = faults_off {
+            h.abort();
+        }
+    };
     let progress = Progress::start(&cfg, Arc::clone(&recorder), start);
 
-    let (stopped_by, elapsed, dispatch) =
-        execute(&cfg, &client, dispatch, &recorder, start, stop.as_mut()).await?;
+    let (stopped_by, elapsed, dispatch) = execute(
+        &cfg,
+        &client,
+        dispatch,
+        &recorder,
+        start,
+        stop.as_mut(),
+        stop_faults,
+    )
+    .await?;
     recorder.unsent(&dispatch.finish(stopped_by, elapsed.as_secs_f64()));
     if let Some(t) = fault_task {
         t.abort();
@@ -180,13 +197,14 @@ async fn fault_api(
         .clone()
         .or_else(|| embedded.map(|e| e.admin_url.clone()))
         .ok_or_else(|| RunError::NoAdmin(cfg.scenario.clone().unwrap_or_default()))?;
-    let admin = AdminClient::new(&url, cfg.admin_token.clone())?;
+    let admin = AdminClient::new(&url, cfg.admin_token.clone()).map_err(RunError::AdminUrl)?;
     admin.check().await?;
     Ok(Some(admin))
 }
 
 /// Carries out the dispatch on the paced engine (plain http over HTTP/1.1 on Linux) or the
-/// tokio path, drain included; the dispatch comes back for its unsent counts.
+/// tokio path, drain included, calling `stopped` when the schedule stops; the dispatch comes
+/// back for its unsent counts.
 async fn execute(
     cfg: &RunConfig,
     client: &OrderClient,
@@ -194,11 +212,12 @@ async fn execute(
     recorder: &Arc<Recorder>,
     start: Instant,
     stop: impl Future<Output = ()>,
+    stopped: impl FnOnce() + Send + 'static,
 ) -> Result<(StopReason, Duration, Dispatch), RunError> {
     #[cfg(target_os = "linux")]
     if let Some(urls) = client.plain_urls() {
         let target = crate::engine::Target::new(urls, &cfg.client, cfg.max_in_flight)?;
-        return on_engine(target, dispatch, cfg.drain, recorder, start, stop).await;
+        return on_engine(target, dispatch, cfg.drain, recorder, start, stop, stopped).await;
     }
     let (by, took) = crate::tokio_path::run(
         &mut dispatch,
@@ -208,6 +227,7 @@ async fn execute(
         recorder,
         start,
         stop,
+        stopped,
     )
     .await;
     Ok((by, took, dispatch))
@@ -222,11 +242,20 @@ async fn on_engine(
     recorder: &Arc<Recorder>,
     start: Instant,
     stop: impl Future<Output = ()>,
+    stopped: impl FnOnce() + Send + 'static,
 ) -> Result<(StopReason, Duration, Dispatch), RunError> {
     let flag = Arc::new(AtomicBool::new(false));
     let (rec, f) = (Arc::clone(recorder), Arc::clone(&flag));
     let job = tokio::task::spawn_blocking(move || {
-        let out = crate::engine::run(&target, &mut dispatch, drain, &rec, start.into_std(), &f);
+        let out = crate::engine::run(
+            &target,
+            &mut dispatch,
+            drain,
+            &rec,
+            start.into_std(),
+            &f,
+            stopped,
+        );
         (out, dispatch)
     });
     tokio::pin!(stop, job);

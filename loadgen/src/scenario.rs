@@ -80,7 +80,7 @@ pub enum ScenarioError {
     #[error("--scenario {0:?} is {1}: give a TOML file or a bundled scenario name")]
     NotAFile(String, &'static str),
     #[error("scenario {0}: cannot read: {1}")]
-    Read(String, std::io::Error),
+    Read(String, #[source] std::io::Error),
     #[error("scenario {0}: {1}")]
     Invalid(String, String),
 }

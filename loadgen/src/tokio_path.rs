@@ -19,7 +19,9 @@ use crate::recorder::Recorder;
 /// Stands in for the end of a run without one: far enough never to come.
 const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
 
-/// Runs the dispatch until it stops, then drains; why it stopped and how long it ran.
+/// Runs the dispatch until it stops, calls `stopped` (before the drain, so nothing the run
+/// drives outlives its schedule), then drains; why it stopped and how long it ran.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     dispatch: &mut Dispatch,
     client: &OrderClient,
@@ -28,6 +30,7 @@ pub async fn run(
     recorder: &Arc<Recorder>,
     start: Instant,
     stop: impl Future<Output = ()>,
+    stopped: impl FnOnce(),
 ) -> (StopReason, Duration) {
     let permits = Arc::new(Semaphore::new(max_in_flight));
     let mut pacer = Pacer::new();
@@ -88,6 +91,7 @@ pub async fn run(
         });
     };
     let elapsed = start.elapsed();
+    stopped();
     wait_for_in_flight(recorder, drain).await;
     (reason, elapsed)
 }

@@ -198,3 +198,63 @@ async fn a_run_ends_on_time_even_when_the_schedule_falls_behind() {
     assert!(total.skipped >= 900, "{} skipped", total.skipped);
     assert_eq!(total.scheduled, total.sent + total.skipped);
 }
+
+/// A scenario fault due after the schedule stopped is never switched on, even while the
+/// drain still waits for slow answers (on both executors).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_fault_is_switched_on_after_the_schedule_stops() {
+    for http2 in [false, true] {
+        let mut cfg = order_server::Config::default();
+        cfg.sim.median_latency = [Duration::from_millis(800); 2];
+        cfg.sim.sigma = 0.0;
+        cfg.sim.error_rate = 0.0;
+        let server = support::TestServer::start_with_admin(cfg, true).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scenario = dir.path().join("late-fault.toml");
+        std::fs::write(
+            &scenario,
+            "[[phase]]\nduration = \"600ms\"\nfood_rate = 20\nclothing_rate = 0\n\
+             [[phase]]\nduration = \"10s\"\nfood_rate = 20\nclothing_rate = 0\n\
+             [[phase.fault]]\nkind = \"errors\"\nerror_rate = 0.5\n",
+        )
+        .expect("write scenario");
+        let admin = server.admin.expect("admin");
+        let mut args = vec![
+            "loadgen".to_string(),
+            "--scenario".into(),
+            scenario.display().to_string(),
+            "--target".into(),
+            format!("http://{}", server.addr),
+            "--admin-url".into(),
+            format!("http://{admin}"),
+            "--duration".into(),
+            "300ms".into(),
+            "--no-progress".into(),
+        ];
+        if http2 {
+            args.push("--http2".into());
+        }
+        let cli = <loadgen::Cli as clap::Parser>::try_parse_from(args).expect("flags");
+        let t = std::time::Instant::now();
+        let report = loadgen::run(cli.into_config().expect("config"), std::future::pending())
+            .await
+            .expect("run");
+        // The drain outlasted the fault's due time (0.6 s): the answers take 0.8 s.
+        assert!(
+            t.elapsed() > Duration::from_millis(700),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(report.stopped_by, "duration");
+        assert!(report.total.completed > 0, "{:?}", report.total);
+        let faults = server
+            .scrape()
+            .await
+            .sum(order_server::contract::FAULT_ACTIVE, &[]);
+        assert_eq!(
+            faults, 0.0,
+            "http2 {http2}: a fault was switched on after the stop"
+        );
+        server.shutdown().await;
+    }
+}

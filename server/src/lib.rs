@@ -9,8 +9,9 @@
 //! What other crates use: [`serve`] and its [`Config`] (with the [`Cli`] it comes from), the
 //! [`contract`] (metric names, buckets, label sets, the exposition's content type), the
 //! [`FaultRequest`] the fault API takes, the text-format reader ([`exposition`]), the
-//! container probe ([`healthcheck`]), and the pieces the load generator's own `/metrics`
-//! endpoint shares ([`render`], [`watchdog`]). The rest is the server's own.
+//! container probe ([`healthcheck`]), the pieces the load generator's own `/metrics` endpoint
+//! shares ([`render`], [`watchdog`]), and [`telemetry`] for the instrumentation benchmark.
+//! The rest is the server's own.
 //!
 //! - [`contract`]: every metric name, HELP text, bucket layout and closed label set.
 //! - [`config`]: command line and environment, validated once into a [`Config`].
@@ -56,4 +57,5 @@ pub mod watchdog;
 pub use config::{Cli, Config, ServerArgs};
 pub use faults::{Fault, FaultError, FaultRequest};
 pub use server::{serve, ServeError, ShutdownReport};
+pub use sim::SimConfig;
 pub use telemetry::{COMMIT, VERSION};

@@ -1,8 +1,8 @@
 //! Helpers for the tests of every crate that runs the order server, behind the `test-kit`
 //! feature (as tokio's `test-util` is): an order server on loopback with its address and a
 //! stop handle, scraping and parsing its `/metrics`, a process's resident memory, waiting for
-//! a child process to exit, and finding the external tools the tests run. Not part of the
-//! server's API.
+//! a child process to exit, and where the workspace keeps the external tools its checks run.
+//! Not part of the server's API.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -165,20 +165,4 @@ pub fn project_tools_dir() -> PathBuf {
 /// Whether the tests run under CI, where a missing tool is a failure.
 pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// A tool from [`project_tools_dir`]. Missing, it panics under CI (a broken set-up is never a
-/// pass) and prints why the test stops early elsewhere; such tests are marked ignored at build
-/// time when the tool is missing (see `checks/build.rs`), so a skip shows as one.
-pub fn project_tool(name: &str) -> Option<PathBuf> {
-    let path = project_tools_dir().join(name);
-    if path.is_file() {
-        return Some(path);
-    }
-    let hint = format!("{name} not found in target/tools/bin: get it with `bash scripts/tools`");
-    if under_ci() {
-        panic!("{hint} (required under CI)");
-    }
-    eprintln!("SKIPPED: {hint}");
-    None
 }
