@@ -9,11 +9,13 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::client::{ClientError, ClientOptions};
+use crate::config::RunConfig;
 use crate::endpoint::{parse_base, parse_header, EndpointError};
 use crate::report::Thresholds;
-use crate::scenario::{Scenario, ScenarioError, TimedFault};
+use crate::scenario::{Scenario, ScenarioError};
 use crate::schedule::{ArrivalProcess, Plan, Profile};
 use crate::shape::{check_rate, RateError, ShapeError, ShapeSpec};
+use crate::threshold::ThresholdError;
 
 /// A send later than this counts as late, so a longer tick would make every send late.
 const MAX_TICK: Duration = crate::recorder::LATE_THRESHOLD;
@@ -167,11 +169,17 @@ pub struct Cli {
     #[arg(long, env = "LOADGEN_SHARD", default_value = "0/1")]
     pub shard: Shard,
 
-    /// Exit 1 if failed/completed exceeds this ratio.
+    /// Exit 1 unless this holds (repeatable): `[food.|clothing.]METRIC OP LIMIT` with METRIC
+    /// pNN (corrected latency, e.g. p99, p99.9), error_ratio or achieved_ratio, OP <, <=, > or
+    /// >=, e.g. `p99<250ms`, `food.p99.9<1s`, `clothing.error_ratio<0.01`, `achieved_ratio>0.99`.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+
+    /// Exit 1 if failed/completed exceeds this ratio (shorthand for error_ratio<=R).
     #[arg(long, env = "LOADGEN_MAX_ERROR_RATIO")]
     pub max_error_ratio: Option<f64>,
 
-    /// Exit 1 if the corrected p99 latency exceeds this, e.g. 250ms.
+    /// Exit 1 if the corrected p99 latency exceeds this, e.g. 250ms (shorthand for p99<=D).
     #[arg(long, env = "LOADGEN_MAX_P99", value_parser = order_server::config::parse_duration)]
     pub max_p99: Option<Duration>,
 
@@ -214,72 +222,8 @@ pub enum ConfigError {
     Rate(#[from] RateError),
     #[error(transparent)]
     CaCert(#[from] ClientError),
-}
-
-/// Everything a run needs, validated.
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    /// `None`: start an embedded order server.
-    pub target: Option<String>,
-    pub plan: Plan,
-    pub arrivals: ArrivalProcess,
-    pub seed: u64,
-    pub scenario: Option<String>,
-    pub faults: Vec<TimedFault>,
-    pub duration: Option<Duration>,
-    pub requests: Option<u64>,
-    pub max_in_flight: usize,
-    /// Sends wait for the next multiple of this from the start (zero: each at its own time).
-    pub tick: Duration,
-    pub client: ClientOptions,
-    pub admin_url: Option<String>,
-    pub admin_token: Option<String>,
-    pub output: OutputFormat,
-    pub report_file: Option<PathBuf>,
-    pub metrics_addr: Option<SocketAddr>,
-    pub metrics_linger: Duration,
-    pub thresholds: Thresholds,
-    pub drain: Duration,
-    pub progress: bool,
-}
-
-impl RunConfig {
-    /// A run against `target` at constant rates: the starting point for tests and library users.
-    pub fn constant(target: Option<String>, food_rate: f64, clothing_rate: f64) -> Self {
-        RunConfig {
-            target,
-            plan: Plan::single(Profile {
-                shape: crate::schedule::Shape::Constant,
-                rates: [food_rate, clothing_rate],
-                flash_sales: None,
-            }),
-            arrivals: ArrivalProcess::Uniform,
-            seed: 1,
-            scenario: None,
-            faults: Vec::new(),
-            duration: None,
-            requests: None,
-            max_in_flight: 512,
-            tick: Duration::ZERO,
-            client: ClientOptions {
-                timeout: Duration::from_secs(10),
-                headers: Vec::new(),
-                insecure: false,
-                ca_certs: Vec::new(),
-                http2: false,
-                max_idle: 512,
-            },
-            admin_url: None,
-            admin_token: None,
-            output: OutputFormat::Text,
-            report_file: None,
-            metrics_addr: None,
-            metrics_linger: Duration::ZERO,
-            thresholds: Thresholds::default(),
-            drain: Duration::from_secs(5),
-            progress: false,
-        }
-    }
+    #[error(transparent)]
+    Threshold(#[from] ThresholdError),
 }
 
 impl Cli {
@@ -391,6 +335,11 @@ impl Cli {
             thresholds: Thresholds {
                 max_error_ratio: self.max_error_ratio,
                 max_p99: self.max_p99,
+                exprs: self
+                    .thresholds
+                    .iter()
+                    .map(|t| t.parse())
+                    .collect::<Result<_, _>>()?,
             },
             drain: self.drain,
             progress: !self.no_progress,

@@ -14,7 +14,7 @@
 //! - [`schedule`]: pure rate model: shapes, phases, due times (uniform or Poisson), shards.
 //! - [`shape`]: the shape options of the command line and of scenario phases, validated.
 //! - [`scenario`]: TOML scenarios (phases with faults), bundled ones included.
-//! - [`cli`]: command line and environment, validated once into a [`RunConfig`].
+//! - [`cli`]: command line and environment, validated once into a [`RunConfig`] ([`config`]).
 //! - [`endpoint`]: the target URL, its DNS check, and extra headers.
 //! - [`run`](mod@run): the run from configuration to report; [`run()`] is the entry.
 //! - [`embedded`]: the order server started in-process when there is no `--target`.
@@ -31,7 +31,8 @@
 //!   floor clients.
 //! - [`pacer`]: wakes the tokio path at each send time to the microsecond (timerfd).
 //! - [`recorder`]: counts and HdrHistograms (corrected, service, lag) per order type.
-//! - [`report`]: the end-of-run report, thresholds, text and JSON renderings.
+//! - [`threshold`]: `--threshold` expressions (`p99<250ms`, `food.error_ratio<0.01`).
+//! - [`report`]: the end-of-run report, the thresholds' verdicts, text and JSON renderings.
 //! - [`report_file`]: `--report-file`, checked before the run and replaced whole.
 //! - [`telemetry`]: the generator's own metrics and their `/metrics` endpoint.
 //! - [`progress`]: the live progress line and the target-rate gauge.
@@ -39,6 +40,7 @@
 pub mod answer;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod dispatch;
 pub mod embedded;
 pub mod endpoint;
@@ -58,9 +60,11 @@ pub mod shape;
 #[cfg(target_os = "linux")]
 pub mod stamp;
 pub mod telemetry;
+pub mod threshold;
 pub mod tokio_path;
 
-pub use cli::{Cli, ConfigError, RunConfig};
+pub use cli::{Cli, ConfigError};
+pub use config::RunConfig;
 pub use report::Report;
 pub use run::{run, run_publishing, RunError};
 

@@ -11,7 +11,7 @@ use order_server::contract::OrderType;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::cli::RunConfig;
+use crate::config::RunConfig;
 use crate::recorder::Recorder;
 use crate::schedule::Plan;
 

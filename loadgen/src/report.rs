@@ -12,9 +12,11 @@ use serde::Serialize;
 use crate::dispatch::StopReason;
 use crate::outcome::OutcomeClass;
 use crate::recorder::TypeStats;
+use crate::threshold::{Metric, Threshold};
 
-/// Bumped whenever a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever a field changes meaning or disappears. 2: `target_rate` is the rate the
+/// plan asked for (it was the scheduled count per second, now `scheduled_rate`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Latency {
@@ -71,7 +73,11 @@ pub struct TypeReport {
     pub late: u64,
     /// Fell due but never sent (the run stopped first).
     pub skipped: u64,
+    /// The rate the plan asked for: its rate integrated over the run, per second.
     pub target_rate: f64,
+    /// Requests the schedule drew per second (Poisson arrivals scatter around the target).
+    pub scheduled_rate: f64,
+    /// Requests completed per second.
     pub achieved_rate: f64,
     /// Failed / completed.
     pub error_ratio: f64,
@@ -84,7 +90,8 @@ pub struct TypeReport {
 }
 
 impl TypeReport {
-    pub fn new(s: &TypeStats, elapsed: f64) -> Self {
+    /// `target_rate`: the rate the plan asked for, on average over the run.
+    pub fn new(s: &TypeStats, target_rate: f64, elapsed: f64) -> Self {
         let completed = s.completed();
         let failed = completed - s.ok();
         let per_s = |n: u64| {
@@ -106,7 +113,8 @@ impl TypeReport {
                 .collect(),
             late: s.late,
             skipped: s.skipped,
-            target_rate: per_s(s.scheduled),
+            target_rate,
+            scheduled_rate: per_s(s.scheduled),
             achieved_rate: per_s(completed),
             error_ratio: if completed > 0 {
                 failed as f64 / completed as f64
@@ -120,16 +128,21 @@ impl TypeReport {
     }
 }
 
-/// Limits that decide the exit code.
+/// Limits that decide the exit code: `--threshold` expressions, and the two shorthands.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Thresholds {
     pub max_error_ratio: Option<f64>,
     pub max_p99: Option<Duration>,
+    pub exprs: Vec<Threshold>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Check {
-    pub name: &'static str,
+    /// `max_error_ratio`, `max_p99_ms`, or the `--threshold` expression.
+    pub name: String,
+    /// How `actual` must compare with `limit`: <, <=, > or >=.
+    pub op: &'static str,
+    /// Milliseconds for latency, a plain ratio otherwise.
     pub limit: f64,
     pub actual: f64,
     pub passed: bool,
@@ -160,16 +173,18 @@ impl Report {
         stopped_by: StopReason,
         elapsed: Duration,
         stats: &[TypeStats; 2],
+        target_rates: [f64; 2],
         thresholds: &Thresholds,
     ) -> Self {
         let secs = elapsed.as_secs_f64();
-        let mut total = stats[0].clone();
-        total.merge(&stats[1]);
-        let total = TypeReport::new(&total, secs);
+        let mut merged = stats[0].clone();
+        merged.merge(&stats[1]);
+        let total = TypeReport::new(&merged, target_rates[0] + target_rates[1], secs);
         let mut checks = Vec::new();
         if let Some(max) = thresholds.max_error_ratio {
             checks.push(Check {
-                name: "max_error_ratio",
+                name: "max_error_ratio".into(),
+                op: "<=",
                 limit: max,
                 actual: total.error_ratio,
                 passed: total.error_ratio <= max,
@@ -179,10 +194,46 @@ impl Report {
             let limit = max.as_secs_f64() * 1000.0;
             let actual = total.latency_corrected.p99_ms;
             checks.push(Check {
-                name: "max_p99_ms",
+                name: "max_p99_ms".into(),
+                op: "<=",
                 limit,
                 actual,
                 passed: actual <= limit,
+            });
+        }
+        let food = TypeReport::new(
+            &stats[OrderType::Food.index()],
+            target_rates[OrderType::Food.index()],
+            secs,
+        );
+        let clothing = TypeReport::new(
+            &stats[OrderType::Clothing.index()],
+            target_rates[OrderType::Clothing.index()],
+            secs,
+        );
+        for t in &thresholds.exprs {
+            let (report, hist) = match t.scope {
+                Some(OrderType::Food) => (&food, &stats[OrderType::Food.index()].corrected),
+                Some(OrderType::Clothing) => {
+                    (&clothing, &stats[OrderType::Clothing.index()].corrected)
+                }
+                None => (&total, &merged.corrected),
+            };
+            let actual = match t.metric {
+                Metric::Percentile(_) if hist.is_empty() => 0.0,
+                Metric::Percentile(q) => hist.value_at_quantile(q) as f64 / 1000.0,
+                Metric::ErrorRatio => report.error_ratio,
+                Metric::AchievedRatio if report.target_rate > 0.0 => {
+                    report.achieved_rate / report.target_rate
+                }
+                Metric::AchievedRatio => 1.0,
+            };
+            checks.push(Check {
+                name: t.text.clone(),
+                op: t.op.as_str(),
+                limit: t.limit,
+                actual,
+                passed: t.op.holds(actual, t.limit),
             });
         }
         let reached = total.completed > total.outcomes["connect_error"];
@@ -193,8 +244,8 @@ impl Report {
             scenario,
             duration_seconds: secs,
             stopped_by,
-            food: TypeReport::new(&stats[OrderType::Food.index()], secs),
-            clothing: TypeReport::new(&stats[OrderType::Clothing.index()], secs),
+            food,
+            clothing,
             total,
             thresholds: checks,
             target_reached: reached || total_sent_is_zero(stats),
@@ -244,13 +295,22 @@ impl Report {
         writeln!(w)?;
         writeln!(
             w,
-            "{:<9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}  {:>9} {:>9}",
-            "", "scheduled", "sent", "ok", "failed", "late", "skipped", "target/s", "achieved/s"
+            "{:<9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}  {:>9} {:>11} {:>10}",
+            "",
+            "scheduled",
+            "sent",
+            "ok",
+            "failed",
+            "late",
+            "skipped",
+            "target/s",
+            "scheduled/s",
+            "achieved/s"
         )?;
         for (name, r) in self.rows() {
             writeln!(
                 w,
-                "{:<9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}  {:>9.2} {:>9.2}",
+                "{:<9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}  {:>9.2} {:>11.2} {:>10.2}",
                 name,
                 r.scheduled,
                 r.sent,
@@ -259,6 +319,7 @@ impl Report {
                 r.late,
                 r.skipped,
                 r.target_rate,
+                r.scheduled_rate,
                 r.achieved_rate
             )?;
         }
@@ -308,8 +369,8 @@ impl Report {
                 let verdict = if c.passed { "ok" } else { "MISSED" };
                 writeln!(
                     w,
-                    "threshold {:<16} limit {:<10.4} actual {:<10.4} {verdict}",
-                    c.name, c.limit, c.actual
+                    "threshold {:<24} {:<2} {:<10.4} actual {:<10.4} {verdict}",
+                    c.name, c.op, c.limit, c.actual
                 )?;
             }
         }
@@ -357,9 +418,11 @@ mod tests {
     #[test]
     fn thresholds_decide_passed() {
         let s = stats();
+        let exprs = |list: &[&str]| list.iter().map(|t| t.parse().expect("valid")).collect();
         let ok = Thresholds {
             max_error_ratio: Some(0.1),
             max_p99: Some(Duration::from_millis(150)),
+            exprs: exprs(&["p99<150ms", "food.error_ratio<=0.05", "achieved_ratio>0.8"]),
         };
         let r = Report::build(
             "t".into(),
@@ -367,14 +430,19 @@ mod tests {
             StopReason::Requests,
             Duration::from_secs(10),
             &s,
+            [12.0, 0.0],
             &ok,
         );
         assert!(r.passed, "{:?}", r.thresholds);
         assert_eq!(r.total.error_ratio, 0.05);
-        assert_eq!(r.food.target_rate, 10.0);
+        // Asked for 12/s, the schedule drew 10/s.
+        assert_eq!(r.food.target_rate, 12.0);
+        assert_eq!(r.food.scheduled_rate, 10.0);
+        assert_eq!(r.total.target_rate, 12.0);
         let strict = Thresholds {
             max_error_ratio: Some(0.01),
             max_p99: Some(Duration::from_millis(50)),
+            exprs: exprs(&["food.p50<10ms", "achieved_ratio>=0.9", "clothing.p99>1ms"]),
         };
         let r = Report::build(
             "t".into(),
@@ -382,10 +450,24 @@ mod tests {
             StopReason::Requests,
             Duration::from_secs(10),
             &s,
+            [12.0, 0.0],
             &strict,
         );
         assert!(!r.passed);
-        assert!(r.thresholds.iter().all(|c| !c.passed));
+        assert!(r.thresholds.iter().all(|c| !c.passed), "{:?}", r.thresholds);
+        let achieved = &r.thresholds[3];
+        assert_eq!(
+            (achieved.name.as_str(), achieved.op),
+            ("achieved_ratio>=0.9", ">=")
+        );
+        assert!((achieved.actual - 10.0 / 12.0).abs() < 1e-9);
+        let mut text = Vec::new();
+        r.write_text(&mut text).expect("write");
+        let text = String::from_utf8(text).expect("utf8");
+        assert!(
+            text.contains("food.p50<10ms") && text.contains("MISSED"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -396,6 +478,7 @@ mod tests {
             StopReason::Duration,
             Duration::from_secs(10),
             &stats(),
+            [10.0, 0.0],
             &Thresholds::default(),
         );
         let mut json = Vec::new();

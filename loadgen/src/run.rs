@@ -16,8 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::cli::RunConfig;
 use crate::client::{ClientError, OrderClient};
+use crate::config::RunConfig;
 use crate::dispatch::{Dispatch, Limits, StopReason};
 use crate::embedded::Embedded;
 use crate::endpoint::EndpointError;
@@ -157,12 +157,23 @@ pub async fn run_publishing(
     }
     progress.finish();
 
+    // What the plan asked for over the time the schedule ran: up to the end for a run that
+    // ran its length, up to the stop otherwise.
+    let ran = match (stopped_by, cfg.duration) {
+        (StopReason::Duration, Some(d)) => d.as_secs_f64(),
+        _ => elapsed.as_secs_f64(),
+    };
+    let asked = OrderType::ALL.map(|t| match ran > 0.0 {
+        true => cfg.plan.asked(t, ran) / ran,
+        false => 0.0,
+    });
     let report = Report::build(
         target,
         cfg.scenario.clone(),
         stopped_by,
         elapsed,
         &recorder.snapshot(),
+        asked,
         &cfg.thresholds,
     );
     publish(&report);

@@ -204,6 +204,21 @@ impl Plan {
             None => 0.0,
         }
     }
+
+    /// Requests of `order_type` the plan asks for in its first `until` seconds: the rate's
+    /// integral (midpoint rule over 10 ms steps, exact for constant phases), what a run's
+    /// target rate is, as opposed to the count its random schedule happened to draw.
+    pub fn asked(&self, order_type: OrderType, until: f64) -> f64 {
+        const STEP: f64 = 0.01;
+        if until <= 0.0 {
+            return 0.0;
+        }
+        let steps = (until / STEP).ceil().max(1.0) as u64;
+        let dt = until / steps as f64;
+        (0..steps)
+            .map(|k| self.rate((k as f64 + 0.5) * dt, order_type) * dt)
+            .sum()
+    }
 }
 
 /// Spacing of arrivals.
@@ -409,6 +424,28 @@ mod tests {
         assert!(close(due * 1e-12, 1e-9), "{due}"); // the first uniform gap is 1e-9 units
         let mut a = Arrivals::new(plan, Food, ArrivalProcess::Poisson, 7).until(Some(2.0));
         assert_eq!(a.next_due(), None, "nothing is due within a 2 s run");
+    }
+
+    #[test]
+    fn asked_is_the_rate_integrated_over_the_run() {
+        let steady = Plan::single(constant(10.0, 4.0));
+        assert!((steady.asked(OrderType::Food, 60.0) - 600.0).abs() < 1e-6);
+        assert!((steady.asked(OrderType::Clothing, 0.5) - 2.0).abs() < 1e-9);
+        assert_eq!(steady.asked(OrderType::Food, 0.0), 0.0);
+        // A ramp from 0 to 10/s over 10 s asks for 50.
+        let ramp = Plan::single(Profile {
+            shape: Shape::Ramp {
+                from: 0.0,
+                over: 10.0,
+            },
+            rates: [10.0, 0.0],
+            flash_sales: None,
+        });
+        assert!((ramp.asked(OrderType::Food, 10.0) - 50.0).abs() < 1e-6);
+        // A shard asks for its share.
+        let mut shard = Plan::single(constant(10.0, 0.0));
+        shard.shard = (1, 4);
+        assert!((shard.asked(OrderType::Food, 8.0) - 20.0).abs() < 1e-6);
     }
 
     #[test]

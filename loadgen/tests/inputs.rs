@@ -37,6 +37,15 @@ fn bad_flags_name_the_flag_and_exit_2() {
         (&["--duration", "0s"], "--duration"),
         (&["--max-error-ratio", "2"], "--max-error-ratio"),
         (&["--max-p99", "fast"], "--max-p99"),
+        (
+            &["--threshold", "p99<250"],
+            "--threshold \"p99<250\": limit \"250\"",
+        ),
+        (
+            &["--threshold", "shoes.p99<1s"],
+            "\"shoes\" is not an order type",
+        ),
+        (&["--threshold", "p99"], "no comparison"),
         (&["--arrivals", "sometimes"], "--arrivals"),
         (&["--shape", "ramp"], "--ramp-over"),
         (

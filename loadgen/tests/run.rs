@@ -89,6 +89,7 @@ async fn thresholds_decide_the_exit_code() {
     cfg.thresholds = Thresholds {
         max_error_ratio: Some(0.01),
         max_p99: Some(Duration::from_secs(5)),
+        exprs: Vec::new(),
     };
     let report = loadgen::run(cfg.clone(), std::future::pending())
         .await
@@ -257,4 +258,67 @@ async fn no_fault_is_switched_on_after_the_schedule_stops() {
         );
         server.shutdown().await;
     }
+}
+
+/// The target rate is what was asked for; the Poisson schedule's own count is reported beside
+/// it, not in its place.
+#[tokio::test]
+async fn the_target_rate_is_the_asked_rate_not_the_drawn_one() {
+    let (url, server) = support::order_server().await;
+    let mut cfg = RunConfig::constant(Some(url), 10.0, 0.0);
+    cfg.arrivals = loadgen::schedule::ArrivalProcess::Poisson;
+    cfg.seed = 3;
+    cfg.duration = Some(Duration::from_secs(2));
+    let report = loadgen::run(cfg, std::future::pending())
+        .await
+        .expect("run");
+    let food = &report.food;
+    assert!((food.target_rate - 10.0).abs() < 1e-6, "{food:?}");
+    assert!(
+        (food.scheduled_rate - food.scheduled as f64 / report.duration_seconds).abs() < 1e-9,
+        "{food:?}"
+    );
+    assert_ne!(
+        food.scheduled, 20,
+        "seed 3 draws a count other than the asked 20"
+    );
+    assert_eq!(report.clothing.target_rate, 0.0);
+    server.shutdown().await;
+}
+
+/// `--threshold` expressions decide the exit code beside the shorthands, and each verdict is
+/// in the report, by the expression as written.
+#[tokio::test]
+async fn threshold_expressions_decide_the_exit_code() {
+    let (url, server) = support::order_server().await;
+    let run = |exprs: &[&str]| {
+        let mut cfg = RunConfig::constant(Some(url.clone()), 40.0, 20.0);
+        cfg.duration = Some(Duration::from_secs(1));
+        cfg.thresholds.exprs = exprs.iter().map(|t| t.parse().expect("valid")).collect();
+        loadgen::run(cfg, std::future::pending())
+    };
+    let report = run(&["p99<5s", "food.error_ratio<0.5", "achieved_ratio>0.5"])
+        .await
+        .expect("run");
+    assert_eq!(
+        loadgen::exit_code(&report),
+        loadgen::exit::OK,
+        "{:?}",
+        report.thresholds
+    );
+    let report = run(&["clothing.p50<1us", "p99<5s"]).await.expect("run");
+    assert_eq!(loadgen::exit_code(&report), loadgen::exit::THRESHOLD);
+    let verdicts: Vec<(&str, bool)> = report
+        .thresholds
+        .iter()
+        .map(|c| (c.name.as_str(), c.passed))
+        .collect();
+    assert_eq!(verdicts, [("clothing.p50<1us", false), ("p99<5s", true)]);
+    let mut json = Vec::new();
+    report.write_json(&mut json).expect("json");
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("json");
+    assert_eq!(v["thresholds"][0]["name"], "clothing.p50<1us");
+    assert_eq!(v["thresholds"][0]["op"], "<");
+    assert_eq!(v["thresholds"][0]["passed"], false);
+    server.shutdown().await;
 }

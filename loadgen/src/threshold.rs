@@ -1,0 +1,216 @@
+//! Pass/fail thresholds as k6 users write them: `p99<250ms`, `food.p99.9<1s`,
+//! `clothing.error_ratio<0.01`, `achieved_ratio>0.99`. A threshold names an optional order type
+//! (the total without one), a metric (a corrected-latency percentile, the error ratio, or
+//! achieved over target rate), a comparison and a limit; parse errors name the part at fault.
+
+use std::fmt;
+use std::str::FromStr;
+
+use order_server::contract::OrderType;
+
+/// What a threshold measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Metric {
+    /// Corrected latency at this quantile (0.99 for `p99`), in milliseconds.
+    Percentile(f64),
+    /// Failed over completed requests.
+    ErrorRatio,
+    /// Achieved over target (asked) rate.
+    AchievedRatio,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        }
+    }
+
+    pub fn holds(self, actual: f64, limit: f64) -> bool {
+        match self {
+            Op::Lt => actual < limit,
+            Op::Le => actual <= limit,
+            Op::Gt => actual > limit,
+            Op::Ge => actual >= limit,
+        }
+    }
+}
+
+/// One `--threshold`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// As written, the name it reports under.
+    pub text: String,
+    /// `None`: both order types together.
+    pub scope: Option<OrderType>,
+    pub metric: Metric,
+    pub op: Op,
+    /// Milliseconds for a percentile, a plain number otherwise.
+    pub limit: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("--threshold {text:?}: {why}")]
+pub struct ThresholdError {
+    pub text: String,
+    pub why: String,
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl FromStr for Threshold {
+    type Err = ThresholdError;
+
+    fn from_str(text: &str) -> Result<Self, ThresholdError> {
+        let err = |why: String| ThresholdError {
+            text: text.into(),
+            why,
+        };
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let at = compact
+            .find(['<', '>'])
+            .ok_or_else(|| err("no comparison: use <, <=, > or >=, e.g. p99<250ms".into()))?;
+        let (left, rest) = compact.split_at(at);
+        let (op, right) = match rest.strip_prefix("<=") {
+            Some(r) => (Op::Le, r),
+            None => match rest.strip_prefix(">=") {
+                Some(r) => (Op::Ge, r),
+                None => match rest.strip_prefix('<') {
+                    Some(r) => (Op::Lt, r),
+                    None => (Op::Gt, &rest[1..]),
+                },
+            },
+        };
+        let (scope, metric_text) = match left.split_once('.') {
+            Some(("food", m)) => (Some(OrderType::Food), m),
+            Some(("clothing", m)) => (Some(OrderType::Clothing), m),
+            // `p99.9` has a dot too: only a known type before it is a scope.
+            _ if left.starts_with('p') => (None, left),
+            Some((other, _)) => {
+                return Err(err(format!(
+                    "{other:?} is not an order type (food or clothing)"
+                )))
+            }
+            None => (None, left),
+        };
+        let metric = match metric_text {
+            "error_ratio" => Metric::ErrorRatio,
+            "achieved_ratio" => Metric::AchievedRatio,
+            p if p.starts_with('p') => {
+                let q: f64 = p[1..].parse().map_err(|_| {
+                    err(format!(
+                        "{p:?} is not a percentile: p50, p99, p99.9 (from p0 to p100)"
+                    ))
+                })?;
+                if !(0.0..=100.0).contains(&q) {
+                    return Err(err(format!("{p:?}: a percentile is from p0 to p100")));
+                }
+                Metric::Percentile(q / 100.0)
+            }
+            "" => return Err(err("no metric before the comparison".into())),
+            other => return Err(err(format!(
+                "unknown metric {other:?}: pNN (corrected latency), error_ratio or achieved_ratio"
+            ))),
+        };
+        let limit = match metric {
+            Metric::Percentile(_) => {
+                let d = order_server::config::parse_duration(right).map_err(|e| {
+                    err(format!(
+                        "limit {right:?}: a latency limit is a duration such as 250ms ({e})"
+                    ))
+                })?;
+                d.as_secs_f64() * 1000.0
+            }
+            Metric::ErrorRatio | Metric::AchievedRatio => {
+                let v: f64 = right
+                    .parse()
+                    .ok()
+                    .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| {
+                        err(format!("limit {right:?}: a ratio is a number such as 0.01"))
+                    })?;
+                v
+            }
+        };
+        Ok(Threshold {
+            text: compact,
+            scope,
+            metric,
+            op,
+            limit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_k6_style_expressions() {
+        let t: Threshold = "p99<250ms".parse().expect("valid");
+        assert_eq!(
+            (t.scope, t.metric, t.op, t.limit),
+            (None, Metric::Percentile(0.99), Op::Lt, 250.0)
+        );
+        let t: Threshold = "food.p99.9 < 1s".parse().expect("valid");
+        assert_eq!(t.text, "food.p99.9<1s");
+        assert_eq!(t.scope, Some(OrderType::Food));
+        assert!(matches!(t.metric, Metric::Percentile(q) if (q - 0.999).abs() < 1e-12));
+        assert_eq!(t.limit, 1000.0);
+        let t: Threshold = "clothing.error_ratio<=0.01".parse().expect("valid");
+        assert_eq!(
+            (t.scope, t.metric, t.op, t.limit),
+            (Some(OrderType::Clothing), Metric::ErrorRatio, Op::Le, 0.01)
+        );
+        let t: Threshold = "achieved_ratio>0.99".parse().expect("valid");
+        assert_eq!(
+            (t.metric, t.op, t.limit),
+            (Metric::AchievedRatio, Op::Gt, 0.99)
+        );
+        let t: Threshold = "p50>=1ms".parse().expect("valid");
+        assert_eq!((t.op, t.limit), (Op::Ge, 1.0));
+    }
+
+    #[test]
+    fn errors_name_the_bad_part() {
+        for (text, part) in [
+            ("p99", "no comparison"),
+            ("<250ms", "no metric"),
+            ("p99<250", "250"),
+            ("pxx<1s", "\"pxx\""),
+            ("p101<1s", "p0 to p100"),
+            ("shoes.p99<1s", "\"shoes\""),
+            ("latency<1s", "\"latency\""),
+            ("error_ratio<lots", "\"lots\""),
+            ("error_ratio<-1", "\"-1\""),
+        ] {
+            let e = text.parse::<Threshold>().expect_err(text).to_string();
+            assert!(e.starts_with("--threshold"), "{text}: {e}");
+            assert!(e.contains(part), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn comparisons() {
+        assert!(Op::Lt.holds(1.0, 2.0) && !Op::Lt.holds(2.0, 2.0));
+        assert!(Op::Le.holds(2.0, 2.0) && !Op::Le.holds(2.1, 2.0));
+        assert!(Op::Gt.holds(3.0, 2.0) && !Op::Gt.holds(2.0, 2.0));
+        assert!(Op::Ge.holds(2.0, 2.0) && !Op::Ge.holds(1.9, 2.0));
+    }
+}
