@@ -36,10 +36,14 @@ fn main() {
         println!("cargo::rerun-if-changed={}", site.display());
     }
     let on_path = |name: &str| path_dirs.iter().any(|d| d.join(name).is_file());
-    let guide_python = Command::new("python3")
-        .args(["-c", "import flask, prometheus_client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let imports = |modules: &str| {
+        Command::new("python3")
+            .args(["-c", &format!("import {modules}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let guide_python = imports("flask, prometheus_client");
+    let hdrh = imports("hdrh.histogram");
     let alertmanager_templates = Path::new("/usr/share/prometheus/alertmanager/default.tmpl");
 
     let under_ci = std::env::var("CI").is_ok_and(|v| v == "true");
@@ -58,6 +62,7 @@ fn main() {
             on_path("kubernetes-validate"),
         ),
         ("missing_guide_python", guide_python),
+        ("missing_hdrh", hdrh),
     ];
     for (cfg, found) in present {
         println!("cargo::rustc-check-cfg=cfg({cfg})");

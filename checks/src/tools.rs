@@ -68,6 +68,26 @@ pub fn guide_python() -> Option<PathBuf> {
     Some(python)
 }
 
+/// The PyPI package that reads HdrHistogram's serializations in Python (module `hdrh`), pinned
+/// as `scripts/test` installs it: an implementation the project did not write.
+pub const HDRH_PACKAGE: &str = "hdrhistogram==0.10.8";
+
+/// A `python3` that can import `hdrh`, with the same CI rule as [`tool`].
+pub fn hdrh_python() -> Option<PathBuf> {
+    let python = tool("python3")?;
+    let ok = Command::new(&python)
+        .args(["-c", "import hdrh.histogram"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        missing(&format!(
+            "python3 cannot import hdrh: get it with `python3 -m pip install {HDRH_PACKAGE}` (scripts/test does it)"
+        ));
+        return None;
+    }
+    Some(python)
+}
+
 fn missing(hint: &str) {
     if order_server::test_kit::under_ci() {
         panic!("{hint} (required under CI)");

@@ -25,6 +25,10 @@ const MAX_TICK_TEXT: &str = "at most 10ms";
 pub enum OutputFormat {
     Text,
     Json,
+    /// The corrected latency's percentile distribution, HdrHistogram's `.hgrm` text (ms).
+    Hgrm,
+    /// The same for service time.
+    HgrmService,
 }
 
 /// `I/N`: this replica is number I (from 0) of N and takes 1/N of every rate.
@@ -149,7 +153,8 @@ pub struct Cli {
     #[arg(long, env = "LOADGEN_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
-    /// Report format on standard output.
+    /// Report format on standard output: text, json, or the percentile distribution in
+    /// HdrHistogram's .hgrm text of corrected latency (hgrm) or service time (hgrm-service).
     #[arg(long, env = "LOADGEN_OUTPUT", value_enum, default_value = "text")]
     pub output: OutputFormat,
 

@@ -27,6 +27,7 @@
 //! - [`client`]: the reqwest client (https, HTTP/2, plain http off Linux) and its TLS check.
 //! - [`outcome`]: the closed set of outcome classes.
 //! - [`answer`]: incremental framing of HTTP/1.1 answers, for the engine.
+//! - [`hdr`]: the histograms' interchange forms: V2 base64 and the `.hgrm` text.
 //! - `stamp` (Linux): the kernel's receive timestamps, for the engine and the benchmark's
 //!   floor clients.
 //! - [`pacer`]: wakes the tokio path at each send time to the microsecond (timerfd).
@@ -47,6 +48,7 @@ pub mod endpoint;
 #[cfg(target_os = "linux")]
 pub mod engine;
 pub mod faults;
+pub mod hdr;
 pub mod outcome;
 pub mod pacer;
 pub mod progress;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use loadgen::cli::OutputFormat;
+use loadgen::report::Kind;
 use loadgen::report_file::ReportFile;
 use loadgen::{exit, Cli};
 
@@ -81,6 +82,8 @@ fn main() -> ExitCode {
         let printed = match output {
             OutputFormat::Text => report.write_text(&mut stdout),
             OutputFormat::Json => report.write_json(&mut stdout),
+            OutputFormat::Hgrm => report.write_hgrm(&mut stdout, Kind::Corrected),
+            OutputFormat::HgrmService => report.write_hgrm(&mut stdout, Kind::Service),
         };
         let _ = stdout.flush();
         if let Err(e) = printed {

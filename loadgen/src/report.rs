@@ -10,9 +10,12 @@ use order_server::contract::OrderType;
 use serde::Serialize;
 
 use crate::dispatch::StopReason;
+use crate::hdr;
 use crate::outcome::OutcomeClass;
 use crate::recorder::TypeStats;
 use crate::threshold::{Metric, Threshold};
+
+mod text;
 
 /// Bumped whenever a field changes meaning or disappears. 2: `target_rate` is the rate the
 /// plan asked for (it was the scheduled count per second, now `scheduled_rate`).
@@ -87,6 +90,24 @@ pub struct TypeReport {
     pub latency_service: Latency,
     /// Actual minus intended send time.
     pub schedule_lag: Latency,
+    /// The three histograms whole, for merging shards and for other tools.
+    pub histograms: Histograms,
+}
+
+/// A type's histograms in HdrHistogram's V2 compressed serialization, base64, values in
+/// microseconds (lowest 1 µs, highest 1 h, 3 significant digits).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Histograms {
+    pub corrected: String,
+    pub service: String,
+    pub lag: String,
+}
+
+/// Which latency a distribution is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Corrected,
+    Service,
 }
 
 impl TypeReport {
@@ -124,6 +145,12 @@ impl TypeReport {
             latency_corrected: Latency::from_micros(&s.corrected),
             latency_service: Latency::from_micros(&s.service),
             schedule_lag: Latency::from_micros(&s.lag),
+            // Serializing into memory cannot fail for a histogram that took its values.
+            histograms: Histograms {
+                corrected: hdr::encode(&s.corrected).unwrap_or_default(),
+                service: hdr::encode(&s.service).unwrap_or_default(),
+                lag: hdr::encode(&s.lag).unwrap_or_default(),
+            },
         }
     }
 }
@@ -277,112 +304,19 @@ impl Report {
         Some(format!("the target was never reached: {}", why.join(", ")))
     }
 
+    /// The total's percentile distribution of `kind` in HdrHistogram's `.hgrm` text.
+    pub fn write_hgrm(&self, w: &mut impl Write, kind: Kind) -> io::Result<()> {
+        let encoded = match kind {
+            Kind::Corrected => &self.total.histograms.corrected,
+            Kind::Service => &self.total.histograms.service,
+        };
+        let h = hdr::decode(encoded).map_err(io::Error::other)?;
+        hdr::write_percentiles(&h, w)
+    }
+
     pub fn write_json(&self, w: &mut impl Write) -> io::Result<()> {
         serde_json::to_writer_pretty(&mut *w, self)?;
         writeln!(w)
-    }
-
-    pub fn write_text(&self, w: &mut impl Write) -> io::Result<()> {
-        writeln!(w, "target    {}", self.target)?;
-        if let Some(s) = &self.scenario {
-            writeln!(w, "scenario  {s}")?;
-        }
-        writeln!(
-            w,
-            "duration  {:.1}s (stopped by {})",
-            self.duration_seconds, self.stopped_by
-        )?;
-        writeln!(w)?;
-        writeln!(
-            w,
-            "{:<9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}  {:>9} {:>11} {:>10}",
-            "",
-            "scheduled",
-            "sent",
-            "ok",
-            "failed",
-            "late",
-            "skipped",
-            "target/s",
-            "scheduled/s",
-            "achieved/s"
-        )?;
-        for (name, r) in self.rows() {
-            writeln!(
-                w,
-                "{:<9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>7}  {:>9.2} {:>11.2} {:>10.2}",
-                name,
-                r.scheduled,
-                r.sent,
-                r.ok,
-                r.failed,
-                r.late,
-                r.skipped,
-                r.target_rate,
-                r.scheduled_rate,
-                r.achieved_rate
-            )?;
-        }
-        writeln!(w)?;
-        writeln!(
-            w,
-            "outcomes  {}",
-            self.total
-                .outcomes
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-        )?;
-        writeln!(w, "error ratio {:.4}", self.total.error_ratio)?;
-        writeln!(w)?;
-        writeln!(
-            w,
-            "latency (ms)         {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            "min", "p50", "p90", "p99", "p99.9", "max"
-        )?;
-        for (name, r) in self.rows() {
-            for (kind, l) in [
-                ("corrected", &r.latency_corrected),
-                ("service", &r.latency_service),
-            ] {
-                writeln!(
-                    w,
-                    "{:<9} {:<10} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-                    name, kind, l.min_ms, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
-                )?;
-            }
-        }
-        let lag = &self.total.schedule_lag;
-        writeln!(
-            w,
-            "schedule lag (ms)    p50 {:.3}  p99 {:.3}  max {:.3}",
-            lag.p50_ms, lag.p99_ms, lag.max_ms
-        )?;
-        writeln!(w, "corrected = from the intended send time (includes waiting caused by a slow target); service = from the actual send")?;
-        if let Some(why) = self.unreached() {
-            writeln!(w, "\n{why}")?;
-        }
-        if !self.thresholds.is_empty() {
-            writeln!(w)?;
-            for c in &self.thresholds {
-                let verdict = if c.passed { "ok" } else { "MISSED" };
-                writeln!(
-                    w,
-                    "threshold {:<24} {:<2} {:<10.4} actual {:<10.4} {verdict}",
-                    c.name, c.op, c.limit, c.actual
-                )?;
-            }
-        }
-        Ok(())
-    }
-
-    fn rows(&self) -> [(&'static str, &TypeReport); 3] {
-        [
-            ("food", &self.food),
-            ("clothing", &self.clothing),
-            ("total", &self.total),
-        ]
     }
 }
 
