@@ -231,6 +231,44 @@ pub enum ConfigError {
     Threshold(#[from] ThresholdError),
 }
 
+/// Combines the JSON reports of one run's shards (`--shard I/N`, one report each) into one
+/// report: counts summed, histograms added, so the percentiles are those of every request.
+/// Exit 0, 1 (a threshold missed) or 2 (inputs that do not belong together).
+#[derive(Debug, Parser)]
+#[command(name = "loadgen merge", version)]
+pub struct MergeCli {
+    /// The shards' JSON reports: files written by --report-file or --output json, or the
+    /// output of `kubectl logs` holding one.
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub reports: Vec<PathBuf>,
+
+    /// Report format on standard output: text, json, hgrm or hgrm-service.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+
+    /// Also write the merged JSON report to this file.
+    #[arg(long)]
+    pub report_file: Option<PathBuf>,
+
+    /// Exit 1 unless this holds for the merged run (repeatable; as for a run).
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+}
+
+impl MergeCli {
+    /// The thresholds, parsed.
+    pub fn thresholds(&self) -> Result<Thresholds, ThresholdError> {
+        Ok(Thresholds {
+            exprs: self
+                .thresholds
+                .iter()
+                .map(|t| t.parse())
+                .collect::<Result<_, _>>()?,
+            ..Thresholds::default()
+        })
+    }
+}
+
 impl Cli {
     pub fn into_config(self) -> Result<RunConfig, ConfigError> {
         if let Some(t) = &self.target {

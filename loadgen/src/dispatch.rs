@@ -14,7 +14,7 @@ use crate::schedule::{before_end, tick_after, Arrivals};
 const MAX_UNSENT_COUNT: u64 = 10_000_000;
 
 /// Why a run stopped; the report's `stopped_by`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// The run's `--duration` (or its scenario's length) is over.

@@ -27,6 +27,7 @@
 //! - [`client`]: the reqwest client (https, HTTP/2, plain http off Linux) and its TLS check.
 //! - [`outcome`]: the closed set of outcome classes.
 //! - [`answer`]: incremental framing of HTTP/1.1 answers, for the engine.
+//! - [`merge`]: `loadgen merge`, shard reports combined into one without loss.
 //! - [`hdr`]: the histograms' interchange forms: V2 base64 and the `.hgrm` text.
 //! - `stamp` (Linux): the kernel's receive timestamps, for the engine and the benchmark's
 //!   floor clients.
@@ -49,6 +50,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod faults;
 pub mod hdr;
+pub mod merge;
 pub mod outcome;
 pub mod pacer;
 pub mod progress;

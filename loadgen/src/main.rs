@@ -8,12 +8,16 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
+use loadgen::cli::MergeCli;
 use loadgen::cli::OutputFormat;
 use loadgen::report::Kind;
 use loadgen::report_file::ReportFile;
 use loadgen::{exit, Cli};
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "merge") {
+        return merge();
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -128,6 +132,51 @@ fn main() -> ExitCode {
         eprintln!("threshold missed");
     }
     ExitCode::from(code)
+}
+
+/// `loadgen merge REPORT.json...`: the shards' reports as one.
+fn merge() -> ExitCode {
+    let cli = match MergeCli::try_parse_from(std::env::args_os().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let merged = cli
+        .thresholds()
+        .map_err(|e| e.to_string())
+        .and_then(|t| loadgen::merge::merge(&cli.reports, &t).map_err(|e| e.to_string()));
+    let report = match merged {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let printed = match cli.output {
+        OutputFormat::Text => report.write_text(&mut stdout),
+        OutputFormat::Json => report.write_json(&mut stdout),
+        OutputFormat::Hgrm => report.write_hgrm(&mut stdout, Kind::Corrected),
+        OutputFormat::HgrmService => report.write_hgrm(&mut stdout, Kind::Service),
+    };
+    if let Err(e) = printed.and_then(|()| stdout.flush()) {
+        eprintln!("error: writing the report to standard output: {e}");
+        return ExitCode::from(exit::ERROR);
+    }
+    if let Some(path) = &cli.report_file {
+        let written = ReportFile::open(path).and_then(|f| f.write(&report));
+        if let Err(e) = written {
+            eprintln!("error: --report-file {}: {e}", path.display());
+            return ExitCode::from(exit::ERROR);
+        }
+    }
+    ExitCode::from(loadgen::exit_code(&report))
 }
 
 /// Completes on the first Ctrl-C or SIGTERM; a second Ctrl-C exits at once.

@@ -37,7 +37,7 @@ pub struct TypeStats {
 }
 
 impl TypeStats {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let h = || Histogram::new_with_bounds(1, MAX_MICROS, 3).unwrap_or_else(|_| unreachable!());
         TypeStats {
             scheduled: 0,

@@ -103,6 +103,13 @@ pub struct Histograms {
     pub lag: String,
 }
 
+/// `--shard I/N` as the report records it.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ShardInfo {
+    pub index: u32,
+    pub count: u32,
+}
+
 /// Which latency a distribution is of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -183,6 +190,8 @@ pub struct Report {
     pub duration_seconds: f64,
     /// Why the run ended: duration, requests, scenario_end, interrupted.
     pub stopped_by: StopReason,
+    /// This run's share (`--shard`); 0 of 1 for a whole run or a merge of all shards.
+    pub shard: ShardInfo,
     pub food: TypeReport,
     pub clothing: TypeReport,
     pub total: TypeReport,
@@ -271,6 +280,7 @@ impl Report {
             scenario,
             duration_seconds: secs,
             stopped_by,
+            shard: ShardInfo { index: 0, count: 1 },
             food,
             clothing,
             total,

@@ -24,7 +24,7 @@ use crate::endpoint::EndpointError;
 use crate::faults::{AdminClient, AdminError};
 use crate::progress::Progress;
 use crate::recorder::Recorder;
-use crate::report::Report;
+use crate::report::{Report, ShardInfo};
 use crate::schedule::Arrivals;
 use crate::telemetry::{serve_metrics, LoadgenMetrics};
 
@@ -167,7 +167,7 @@ pub async fn run_publishing(
         true => cfg.plan.asked(t, ran) / ran,
         false => 0.0,
     });
-    let report = Report::build(
+    let mut report = Report::build(
         target,
         cfg.scenario.clone(),
         stopped_by,
@@ -176,6 +176,10 @@ pub async fn run_publishing(
         asked,
         &cfg.thresholds,
     );
+    report.shard = ShardInfo {
+        index: cfg.plan.shard.0,
+        count: cfg.plan.shard.1,
+    };
     publish(&report);
     // The linger lets a last scrape see the end; a stop (SIGTERM from Kubernetes, Ctrl-C)
     // ends it at once. After a stop during the run there is nothing to wait for.

@@ -1,0 +1,170 @@
+//! `loadgen merge` on the reports of two shards run at the same time against one order
+//! server: the merged counts are the server's, the merged percentiles those of one histogram
+//! fed every sample, and inputs that do not belong together are refused with exit 2.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use loadgen::report::Latency;
+use loadgen::RunConfig;
+use order_server::contract as c;
+
+fn merge(args: &[&Path], extra: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("merge")
+        .args(extra)
+        .args(args)
+        .output()
+        .expect("run loadgen merge");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_merge_into_the_servers_counts_and_one_histograms_percentiles() {
+    let (url, server) = support::order_server().await;
+    let shard = |i: u32| {
+        let mut cfg = RunConfig::constant(Some(url.clone()), 120.0, 60.0);
+        cfg.arrivals = loadgen::schedule::ArrivalProcess::Poisson;
+        cfg.plan.shard = (i, 2);
+        cfg.duration = Some(Duration::from_secs(2));
+        loadgen::run(cfg, std::future::pending())
+    };
+    let (a, b) = tokio::join!(shard(0), shard(1));
+    let (a, b) = (a.expect("shard 0"), b.expect("shard 1"));
+    let served = server.scrape().await.sum(c::ORDERS_PROCESSED, &[]);
+    server.shutdown().await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = |r: &loadgen::Report| {
+        let mut v = Vec::new();
+        r.write_json(&mut v).expect("json");
+        String::from_utf8(v).expect("utf8")
+    };
+    let pa = write(dir.path(), "shard-0.json", &json(&a));
+    // As `kubectl logs` gives it: the report among the log lines on standard error.
+    let pb = write(
+        dir.path(),
+        "shard-1.log",
+        &format!(
+            "2026-12-04T10:00:00Z  INFO loadgen: load generator metrics on http://0.0.0.0:9464/metrics\n{}2026-12-04T10:10:30Z  INFO loadgen: bye\n",
+            json(&b)
+        ),
+    );
+    let (code, out, err) = merge(&[&pa, &pb], &["--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let merged: serde_json::Value = serde_json::from_str(&out).expect("merged JSON");
+
+    let total = &merged["total"];
+    assert_eq!(
+        total["completed"].as_f64(),
+        Some(served),
+        "merged vs the server's count"
+    );
+    assert_eq!(
+        total["scheduled"].as_u64(),
+        Some(a.total.scheduled + b.total.scheduled)
+    );
+    assert_eq!(
+        merged["food"]["outcomes"]["2xx"].as_u64(),
+        Some(a.food.outcomes["2xx"] + b.food.outcomes["2xx"])
+    );
+    // The target rates add up to the whole run's.
+    assert!((total["target_rate"].as_f64().expect("rate") - 180.0).abs() < 1e-6);
+
+    // One histogram fed every sample: the two shards' histograms added.
+    let mut all = loadgen::hdr::decode(&a.total.histograms.corrected).expect("a");
+    all.add(loadgen::hdr::decode(&b.total.histograms.corrected).expect("b"))
+        .expect("same bounds");
+    let one = Latency::from_micros(&all);
+    let got = &total["latency_corrected"];
+    for (field, want) in [
+        ("count", one.count as f64),
+        ("p50_ms", one.p50_ms),
+        ("p99_ms", one.p99_ms),
+        ("max_ms", one.max_ms),
+    ] {
+        assert_eq!(got[field].as_f64(), Some(want), "{field}");
+    }
+    // Not an average of the shards' p99s unless they happen to agree.
+    assert_eq!(merged["shard"]["count"], 1);
+
+    // Text and hgrm like a single run's.
+    let (code, text, _) = merge(&[&pa, &pb], &[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        text.contains("scheduled/s") && text.contains("latency (ms)"),
+        "{text}"
+    );
+    let (code, hgrm, _) = merge(&[&pa, &pb], &["--output", "hgrm"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        hgrm.contains(&format!("Total count    = {:>12}", one.count)),
+        "{hgrm}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_that_do_not_belong_together_exit_2_saying_why() {
+    let (url, server) = support::order_server().await;
+    let shard = |i: u32, n: u32| {
+        let mut cfg = RunConfig::constant(Some(url.clone()), 20.0, 0.0);
+        cfg.plan.shard = (i, n);
+        cfg.duration = Some(Duration::from_millis(300));
+        loadgen::run(cfg, std::future::pending())
+    };
+    let (s0, s1, whole) = tokio::join!(shard(0, 2), shard(1, 2), shard(0, 1));
+    server.shutdown().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = |name: &str, r: loadgen::Report| {
+        let mut v = Vec::new();
+        r.write_json(&mut v).expect("json");
+        write(dir.path(), name, &String::from_utf8(v).expect("utf8"))
+    };
+    let (p0, p1, pw) = (
+        json("s0.json", s0.expect("run")),
+        json("s1.json", s1.expect("run")),
+        json("whole.json", whole.expect("run")),
+    );
+    let old = write(
+        dir.path(),
+        "old.json",
+        &std::fs::read_to_string(&p0)
+            .expect("read")
+            .replace("\"schema_version\": 2", "\"schema_version\": 1"),
+    );
+    let garbage = write(dir.path(), "garbage.json", "not a report\n");
+    let cases: &[(&[&Path], &str)] = &[
+        (&[&p0, &p0], "are both shard 0/2"),
+        (&[&p0], "shard 1 of 2 is missing"),
+        (&[&p0, &p1, &pw], "not the same run"),
+        (&[&old, &p1], "schema_version 1"),
+        (&[&garbage], "not a load generator JSON report"),
+        (&[Path::new("/nonexistent/r.json")], "cannot read"),
+    ];
+    for (files, why) in cases {
+        let (code, _, err) = merge(files, &[]);
+        assert_eq!(code, Some(2), "{files:?}: {err}");
+        assert!(
+            err.contains(why) && !err.contains("panicked"),
+            "{files:?}: {err}"
+        );
+    }
+    // The two halves of one split merge.
+    let (code, _, err) = merge(&[&p1, &p0], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, _) = merge(&[], &[]);
+    assert_eq!(code, Some(2), "no reports is a usage error");
+}
