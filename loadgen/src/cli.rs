@@ -57,7 +57,8 @@ impl FromStr for Shard {
 /// Sends food and clothing orders on a schedule that does not wait for answers (no coordinated
 /// omission), measures latency from the intended send time, prints a report, and exits 0 (ok),
 /// 1 (a threshold missed) or 2 (usage error, or the target was never reached). Without --target
-/// it starts an order server in-process on 127.0.0.1 and drives that.
+/// it starts an order server in-process on 127.0.0.1 and drives that. `loadgen merge
+/// REPORT.json...` combines the reports of a sharded run (see `loadgen merge --help`).
 #[derive(Debug, Parser)]
 #[command(
     name = "loadgen",
@@ -235,7 +236,7 @@ pub enum ConfigError {
 /// report: counts summed, histograms added, so the percentiles are those of every request.
 /// Exit 0, 1 (a threshold missed) or 2 (inputs that do not belong together).
 #[derive(Debug, Parser)]
-#[command(name = "loadgen merge", version)]
+#[command(name = "loadgen merge", bin_name = "loadgen merge", version)]
 pub struct MergeCli {
     /// The shards' JSON reports: files written by --report-file or --output json, or the
     /// output of `kubectl logs` holding one.

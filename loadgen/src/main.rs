@@ -86,8 +86,8 @@ fn main() -> ExitCode {
         let printed = match output {
             OutputFormat::Text => report.write_text(&mut stdout),
             OutputFormat::Json => report.write_json(&mut stdout),
-            OutputFormat::Hgrm => report.write_hgrm(&mut stdout, Kind::Corrected),
-            OutputFormat::HgrmService => report.write_hgrm(&mut stdout, Kind::Service),
+            OutputFormat::Hgrm => hgrm(report, &mut stdout, Kind::Corrected),
+            OutputFormat::HgrmService => hgrm(report, &mut stdout, Kind::Service),
         };
         let _ = stdout.flush();
         if let Err(e) = printed {
@@ -162,8 +162,8 @@ fn merge() -> ExitCode {
     let printed = match cli.output {
         OutputFormat::Text => report.write_text(&mut stdout),
         OutputFormat::Json => report.write_json(&mut stdout),
-        OutputFormat::Hgrm => report.write_hgrm(&mut stdout, Kind::Corrected),
-        OutputFormat::HgrmService => report.write_hgrm(&mut stdout, Kind::Service),
+        OutputFormat::Hgrm => hgrm(&report, &mut stdout, Kind::Corrected),
+        OutputFormat::HgrmService => hgrm(&report, &mut stdout, Kind::Service),
     };
     if let Err(e) = printed.and_then(|()| stdout.flush()) {
         eprintln!("error: writing the report to standard output: {e}");
@@ -176,7 +176,20 @@ fn merge() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     }
-    ExitCode::from(loadgen::exit_code(&report))
+    let code = loadgen::exit_code(&report);
+    if let Some(why) = report.unreached() {
+        eprintln!("error: {why}");
+    } else if code == exit::THRESHOLD {
+        eprintln!("threshold missed");
+    }
+    ExitCode::from(code)
+}
+
+/// The distribution on standard output; the thresholds' verdicts, which the format has no
+/// place for, on standard error.
+fn hgrm(report: &loadgen::Report, out: &mut impl Write, kind: Kind) -> std::io::Result<()> {
+    report.write_hgrm(out, kind)?;
+    report.write_verdicts(&mut std::io::stderr().lock())
 }
 
 /// Completes on the first Ctrl-C or SIGTERM; a second Ctrl-C exits at once.

@@ -26,7 +26,9 @@ pub enum MergeError {
     #[error("{0}: not a load generator JSON report ({1})")]
     NotAReport(PathBuf, String),
     #[error("{0}: schema_version {1}, but this loadgen reads {SCHEMA_VERSION}")]
-    Schema(PathBuf, u32),
+    Schema(PathBuf, String),
+    #[error("{0}: {1}")]
+    Invalid(PathBuf, String),
     #[error("{0}: a histogram does not decode: {1}")]
     Histogram(PathBuf, #[source] hdr::HdrError),
     #[error("{0} and {1} are both shard {2}/{3}")]
@@ -35,7 +37,14 @@ pub enum MergeError {
     ShardCounts(PathBuf, u32, PathBuf, u32),
     #[error("shard {0} of {1} is missing (given: {2})")]
     MissingShard(u32, u32, String),
+    #[error("the merged counts overflow")]
+    Overflow,
 }
+
+/// Reports larger than this are not a load generator's (they hold a few hundred KB).
+const MAX_REPORT_BYTES: u64 = 64 << 20;
+/// The longest run a report can describe: the duration flags' own limit.
+const MAX_SECONDS: f64 = 366.0 * 86_400.0;
 
 #[derive(Debug, Deserialize)]
 struct ReportIn {
@@ -83,22 +92,56 @@ fn json_in(path: &Path, text: &str) -> Result<serde_json::Value, MergeError> {
     }
 }
 
-/// Reads one shard report, its schema checked before its fields.
+/// Reads one shard report: a regular file of a sane size, its schema checked before its
+/// fields, its numbers in range and its shard valid.
 pub fn read(path: &Path) -> Result<(PathBuf, ReportInfo), MergeError> {
-    let text = std::fs::read_to_string(path).map_err(|e| MergeError::Read(path.into(), e))?;
+    let io = |e| MergeError::Read(path.into(), e);
+    let meta = std::fs::metadata(path).map_err(io)?;
+    let invalid = |why: String| MergeError::Invalid(path.into(), why);
+    if !meta.is_file() {
+        return Err(invalid("not a regular file".into()));
+    }
+    if meta.len() > MAX_REPORT_BYTES {
+        return Err(invalid(format!(
+            "{} bytes: larger than any report",
+            meta.len()
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
     let value = json_in(path, &text)?;
-    match value["schema_version"].as_u64() {
-        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-        Some(v) => return Err(MergeError::Schema(path.into(), v as u32)),
-        None => {
+    match &value["schema_version"] {
+        v if v.as_u64() == Some(u64::from(SCHEMA_VERSION)) => {}
+        serde_json::Value::Null => {
             return Err(MergeError::NotAReport(
                 path.into(),
                 "no schema_version".into(),
             ))
         }
+        other => return Err(MergeError::Schema(path.into(), other.to_string())),
     }
-    let report = serde_json::from_value(value)
+    let report: ReportIn = serde_json::from_value(value)
         .map_err(|e| MergeError::NotAReport(path.into(), e.to_string()))?;
+    let d = report.duration_seconds;
+    if !(d.is_finite() && (0.0..=MAX_SECONDS).contains(&d)) {
+        return Err(invalid(format!("duration_seconds {d} is out of range")));
+    }
+    for part in [&report.food, &report.clothing] {
+        let r = part.target_rate;
+        if !(r.is_finite() && (0.0..=1e6).contains(&r)) {
+            return Err(invalid(format!("target_rate {r} is out of range")));
+        }
+        if let Some(k) = part
+            .outcomes
+            .keys()
+            .find(|k| !OutcomeClass::ALL.iter().any(|c| c.as_str() == k.as_str()))
+        {
+            return Err(invalid(format!("unknown outcome class {k:?}")));
+        }
+    }
+    let ShardInfo { index, count } = report.shard;
+    if count == 0 || index >= count {
+        return Err(invalid(format!("shard {index}/{count} is not a shard")));
+    }
     Ok((path.into(), ReportInfo(report)))
 }
 
@@ -115,7 +158,9 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
     check_shards(&inputs)?;
     let first = &inputs.first().ok_or(MergeError::Empty)?.1 .0;
     let mut stats = [TypeStats::new(), TypeStats::new()];
-    let mut target_rates = [0.0; 2];
+    // Requests asked for: each shard's target rate over its own duration, so a shard cut
+    // short asks for less.
+    let mut asked = [0.0; 2];
     let mut elapsed: f64 = 0.0;
     let mut stopped_by = first.stopped_by;
     for (path, ReportInfo(r)) in &inputs {
@@ -128,33 +173,58 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
                 OrderType::Food => &r.food,
                 OrderType::Clothing => &r.clothing,
             };
-            let s = &mut stats[t.index()];
-            s.scheduled += part.scheduled;
-            s.sent += part.sent;
-            s.late += part.late;
-            s.skipped += part.skipped;
-            for class in OutcomeClass::ALL {
-                s.outcomes[class.index()] +=
-                    part.outcomes.get(class.as_str()).copied().unwrap_or(0);
-            }
-            let decode =
-                |text: &str| hdr::decode(text).map_err(|e| MergeError::Histogram(path.clone(), e));
-            // Same bounds on every side (the recorder's), so adding cannot fail.
-            let _ = s.corrected.add(decode(&part.histograms.corrected)?);
-            let _ = s.service.add(decode(&part.histograms.service)?);
-            let _ = s.lag.add(decode(&part.histograms.lag)?);
-            target_rates[t.index()] += part.target_rate;
+            add_part(&mut stats[t.index()], part, path)?;
+            asked[t.index()] += part.target_rate * r.duration_seconds;
         }
     }
+    let target_rates = asked.map(|a| if elapsed > 0.0 { a / elapsed } else { 0.0 });
     Ok(Report::build(
         first.target.clone(),
         first.scenario.clone(),
         stopped_by,
-        std::time::Duration::from_secs_f64(elapsed.max(0.0)),
+        std::time::Duration::try_from_secs_f64(elapsed).map_err(|_| MergeError::Overflow)?,
         &stats,
         target_rates,
         thresholds,
     ))
+}
+
+/// Adds one shard's numbers of one order type into `s`, checking that its histograms hold
+/// as many samples as its counts say.
+fn add_part(s: &mut TypeStats, part: &TypeIn, path: &Path) -> Result<(), MergeError> {
+    let sum = |a: u64, b: u64| a.checked_add(b).ok_or(MergeError::Overflow);
+    s.scheduled = sum(s.scheduled, part.scheduled)?;
+    s.sent = sum(s.sent, part.sent)?;
+    s.late = sum(s.late, part.late)?;
+    s.skipped = sum(s.skipped, part.skipped)?;
+    let mut completed = 0u64;
+    for class in OutcomeClass::ALL {
+        let n = part.outcomes.get(class.as_str()).copied().unwrap_or(0);
+        completed = sum(completed, n)?;
+        s.outcomes[class.index()] = sum(s.outcomes[class.index()], n)?;
+    }
+    let timed = completed - part.outcomes.get("connect_error").copied().unwrap_or(0);
+    let h = &part.histograms;
+    let decode = |text: &str| hdr::decode(text).map_err(|e| MergeError::Histogram(path.into(), e));
+    let (corrected, service, lag) = (decode(&h.corrected)?, decode(&h.service)?, decode(&h.lag)?);
+    for (name, got, want) in [
+        ("corrected", corrected.len(), timed),
+        ("service", service.len(), timed),
+        ("lag", lag.len(), part.sent),
+    ] {
+        if got != want {
+            return Err(MergeError::Invalid(
+                path.into(),
+                format!("the {name} histogram holds {got} samples where the counts say {want}"),
+            ));
+        }
+    }
+    // Same bounds as the recorder's (decode checks them): only a count can overflow.
+    let add =
+        |into: &mut hdrhistogram::Histogram<u64>, h| into.add(h).map_err(|_| MergeError::Overflow);
+    add(&mut s.corrected, corrected)?;
+    add(&mut s.service, service)?;
+    add(&mut s.lag, lag)
 }
 
 /// The shards must be one split, each once, none missing.

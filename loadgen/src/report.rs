@@ -255,14 +255,16 @@ impl Report {
                 }
                 None => (&total, &merged.corrected),
             };
+            // Nothing to judge (no samples, nothing asked for) is a miss, not a pass: NaN
+            // holds no comparison.
             let actual = match t.metric {
-                Metric::Percentile(_) if hist.is_empty() => 0.0,
+                Metric::Percentile(_) if hist.is_empty() => f64::NAN,
                 Metric::Percentile(q) => hist.value_at_quantile(q) as f64 / 1000.0,
                 Metric::ErrorRatio => report.error_ratio,
                 Metric::AchievedRatio if report.target_rate > 0.0 => {
                     report.achieved_rate / report.target_rate
                 }
-                Metric::AchievedRatio => 1.0,
+                Metric::AchievedRatio => f64::NAN,
             };
             checks.push(Check {
                 name: t.text.clone(),

@@ -81,11 +81,11 @@ impl FromStr for Threshold {
             text: text.into(),
             why,
         };
-        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        let at = compact
+        let text = text.trim();
+        let at = text
             .find(['<', '>'])
             .ok_or_else(|| err("no comparison: use <, <=, > or >=, e.g. p99<250ms".into()))?;
-        let (left, rest) = compact.split_at(at);
+        let (left, rest) = text.split_at(at);
         let (op, right) = match rest.strip_prefix("<=") {
             Some(r) => (Op::Le, r),
             None => match rest.strip_prefix(">=") {
@@ -96,6 +96,15 @@ impl FromStr for Threshold {
                 },
             },
         };
+        // Spaces around the comparison only: "p9 9" is not p99.
+        let (left, right) = (left.trim(), right.trim());
+        for part in [left, right] {
+            if part.contains(char::is_whitespace) || part.contains(['<', '>', '=']) {
+                return Err(err(format!(
+                    "{part:?}: one metric, one comparison, one limit"
+                )));
+            }
+        }
         let (scope, metric_text) = match left.split_once('.') {
             Some(("food", m)) => (Some(OrderType::Food), m),
             Some(("clothing", m)) => (Some(OrderType::Clothing), m),
@@ -112,22 +121,16 @@ impl FromStr for Threshold {
             "error_ratio" => Metric::ErrorRatio,
             "achieved_ratio" => Metric::AchievedRatio,
             p if p.starts_with('p') => {
-                let q: f64 = p[1..].parse().map_err(|_| {
+                Metric::Percentile(percentile(&p[1..]).ok_or_else(|| {
                     err(format!(
                         "{p:?} is not a percentile: p50, p99, p99.9 (from p0 to p100)"
                     ))
-                })?;
-                if !(0.0..=100.0).contains(&q) {
-                    return Err(err(format!("{p:?}: a percentile is from p0 to p100")));
-                }
-                Metric::Percentile(q / 100.0)
+                })?)
             }
             "" => return Err(err("no metric before the comparison".into())),
-            other => {
-                return Err(err(format!(
+            other => return Err(err(format!(
                 "unknown metric {other:?}: pNN (corrected latency), error_ratio or achieved_ratio"
-            )))
-            }
+            ))),
         };
         let limit = match metric {
             Metric::Percentile(_) => {
@@ -138,17 +141,13 @@ impl FromStr for Threshold {
                 })?;
                 d.as_secs_f64() * 1000.0
             }
-            Metric::ErrorRatio | Metric::AchievedRatio => {
-                let v: f64 = right
-                    .parse()
-                    .ok()
-                    .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| {
-                        err(format!("limit {right:?}: a ratio is a number such as 0.01"))
-                    })?;
-                v
-            }
+            Metric::ErrorRatio => ratio(right)
+                .filter(|v| *v <= 1.0)
+                .ok_or_else(|| err(format!("limit {right:?}: an error ratio is from 0 to 1")))?,
+            Metric::AchievedRatio => ratio(right)
+                .ok_or_else(|| err(format!("limit {right:?}: a ratio is a number such as 0.99")))?,
         };
+        let compact = format!("{left}{}{right}", op.as_str());
         Ok(Threshold {
             text: compact,
             scope,
@@ -157,6 +156,29 @@ impl FromStr for Threshold {
             limit,
         })
     }
+}
+
+/// `99.9` as the quantile 0.999, read as a decimal (99.9 / 100 in floating point is
+/// 0.9990000000000001, which would pick the sample after the 99.9th percentile). Digits with
+/// an optional fraction, from 0 to 100.
+fn percentile(digits: &str) -> Option<f64> {
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let is_digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if int.is_empty() || int.len() > 3 || !is_digits(int) || !is_digits(frac) {
+        return None;
+    }
+    if digits.ends_with('.') {
+        return None;
+    }
+    let q: f64 = format!("{int}.{frac}e-2").replace(".e", "e").parse().ok()?;
+    (0.0..=1.0).contains(&q).then_some(q)
+}
+
+/// A non-negative finite number.
+fn ratio(text: &str) -> Option<f64> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
 }
 
 #[cfg(test)]
@@ -173,7 +195,10 @@ mod tests {
         let t: Threshold = "food.p99.9 < 1s".parse().expect("valid");
         assert_eq!(t.text, "food.p99.9<1s");
         assert_eq!(t.scope, Some(OrderType::Food));
-        assert!(matches!(t.metric, Metric::Percentile(q) if (q - 0.999).abs() < 1e-12));
+        // Exactly the quantile the report's p99.9 uses.
+        assert_eq!(t.metric, Metric::Percentile(0.999));
+        let t: Threshold = "p50<1s".parse().expect("valid");
+        assert_eq!(t.metric, Metric::Percentile(0.5));
         assert_eq!(t.limit, 1000.0);
         let t: Threshold = "clothing.error_ratio<=0.01".parse().expect("valid");
         assert_eq!(
@@ -201,6 +226,19 @@ mod tests {
             ("latency<1s", "\"latency\""),
             ("error_ratio<lots", "\"lots\""),
             ("error_ratio<-1", "\"-1\""),
+            ("error_ratio<5", "from 0 to 1"),
+            ("p9 9<1s", "one metric"),
+            ("p99<1 0s", "one metric"),
+            ("p99<1s<2s", "one metric"),
+            ("p99<=", "limit"),
+            ("p+5<1s", "\"p+5\""),
+            ("p1e1<1s", "\"p1e1\""),
+            ("p.5<1s", "\"p.5\""),
+            ("p99.<1s", "\"p99.\""),
+            ("p-5<1s", "\"p-5\""),
+            ("food.<1s", "no metric"),
+            ("achieved_ratio>NaN", "\"NaN\""),
+            ("error_ratio<1e400", "\"1e400\""),
         ] {
             let e = text.parse::<Threshold>().expect_err(text).to_string();
             assert!(e.starts_with("--threshold"), "{text}: {e}");

@@ -81,8 +81,10 @@ async fn two_shards_merge_into_the_servers_counts_and_one_histograms_percentiles
         merged["food"]["outcomes"]["2xx"].as_u64(),
         Some(a.food.outcomes["2xx"] + b.food.outcomes["2xx"])
     );
-    // The target rates add up to the whole run's.
-    assert!((total["target_rate"].as_f64().expect("rate") - 180.0).abs() < 1e-6);
+    // The target rates add up to the whole run's, each weighted by how long its shard ran
+    // (the two ran 2 s each, to within the milliseconds their stops took).
+    let target = total["target_rate"].as_f64().expect("rate");
+    assert!((target - 180.0).abs() < 0.2, "{target}");
 
     // One histogram fed every sample: the two shards' histograms added.
     let mut all = loadgen::hdr::decode(&a.total.histograms.corrected).expect("a");
@@ -98,7 +100,7 @@ async fn two_shards_merge_into_the_servers_counts_and_one_histograms_percentiles
     ] {
         assert_eq!(got[field].as_f64(), Some(want), "{field}");
     }
-    // Not an average of the shards' p99s unless they happen to agree.
+    // The merge is the whole run: shard 0 of 1.
     assert_eq!(merged["shard"]["count"], 1);
 
     // Text and hgrm like a single run's.
@@ -167,4 +169,147 @@ async fn inputs_that_do_not_belong_together_exit_2_saying_why() {
     assert_eq!(code, Some(0), "{err}");
     let (code, _, _) = merge(&[], &[]);
     assert_eq!(code, Some(2), "no reports is a usage error");
+}
+
+/// Reports that are malformed or hostile are refused, naming the file and the problem; none
+/// panics, and none is merged in part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_reports_are_refused_not_merged_in_part() {
+    let (url, server) = support::order_server().await;
+    let mut cfg = RunConfig::constant(Some(url.clone()), 40.0, 0.0);
+    cfg.duration = Some(Duration::from_millis(500));
+    let report = loadgen::run(cfg, std::future::pending())
+        .await
+        .expect("run");
+    server.shutdown().await;
+    let mut v = Vec::new();
+    report.write_json(&mut v).expect("json");
+    let good: serde_json::Value = serde_json::from_slice(&v).expect("json");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let variant = |name: &str, change: &dyn Fn(&mut serde_json::Value)| {
+        let mut r = good.clone();
+        change(&mut r);
+        write(
+            dir.path(),
+            name,
+            &serde_json::to_string_pretty(&r).expect("json"),
+        )
+    };
+    let other_bounds = {
+        let h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1_000_000_000_000, 3)
+            .expect("bounds");
+        loadgen::hdr::encode(&h).expect("encode")
+    };
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (
+            variant("bounds.json", &|r| {
+                r["food"]["histograms"]["corrected"] = other_bounds.clone().into()
+            }),
+            "not the load generator's",
+        ),
+        (
+            variant("counts.json", &|r| {
+                let n = r["food"]["outcomes"]["2xx"].as_u64().unwrap_or(0);
+                r["food"]["outcomes"]["2xx"] = (n + 5).into();
+            }),
+            "samples where the counts say",
+        ),
+        (
+            variant("duration.json", &|r| r["duration_seconds"] = 1e20.into()),
+            "duration_seconds 100000000000000000000 is out of range",
+        ),
+        (
+            variant("rate.json", &|r| r["food"]["target_rate"] = (-50.0).into()),
+            "target_rate -50 is out of range",
+        ),
+        (
+            variant("index.json", &|r| {
+                r["shard"] = serde_json::json!({"index": 5, "count": 2})
+            }),
+            "shard 5/2 is not a shard",
+        ),
+        (
+            variant("zero.json", &|r| {
+                r["shard"] = serde_json::json!({"index": 0, "count": 0})
+            }),
+            "shard 0/0 is not a shard",
+        ),
+        (
+            variant("schema.json", &|r| r["schema_version"] = "2x".into()),
+            "schema_version \"2x\"",
+        ),
+        (
+            variant("outcome.json", &|r| {
+                r["food"]["outcomes"]["bogus"] = 99.into()
+            }),
+            "unknown outcome class \"bogus\"",
+        ),
+        (
+            variant("bomb.json", &|r| {
+                r["food"]["histograms"]["lag"] = "HIST".repeat(1 << 20).into();
+            }),
+            "larger than any histogram",
+        ),
+        (dir.path().to_path_buf(), "not a regular file"),
+    ];
+    for (file, why) in &cases {
+        let (code, out, err) = merge(&[file], &[]);
+        assert_eq!(code, Some(2), "{}: {err}", file.display());
+        assert!(
+            err.contains(why) && !err.contains("panicked"),
+            "{}: {err}",
+            file.display()
+        );
+        assert!(
+            out.is_empty(),
+            "{}: printed a report: {out}",
+            file.display()
+        );
+    }
+    // Counts that overflow when summed.
+    let half = |i: u32| {
+        move |r: &mut serde_json::Value| {
+            r["food"]["scheduled"] = u64::MAX.into();
+            r["shard"] = serde_json::json!({"index": i, "count": 2});
+        }
+    };
+    let (a, b) = (variant("o0.json", &half(0)), variant("o1.json", &half(1)));
+    let (code, _, err) = merge(&[&a, &b], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("overflow") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+/// A shard cut short (a pod stopped early) asked for less: the merged target rate weighs each
+/// shard's rate by how long it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_cut_short_asks_for_less() {
+    let (url, server) = support::order_server().await;
+    let shard = |i: u32, ms: u64| {
+        let mut cfg = RunConfig::constant(Some(url.clone()), 40.0, 0.0);
+        cfg.plan.shard = (i, 2);
+        cfg.duration = Some(Duration::from_millis(ms));
+        loadgen::run(cfg, std::future::pending())
+    };
+    let (a, b) = tokio::join!(shard(0, 1000), shard(1, 500));
+    server.shutdown().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, r: &loadgen::Report| {
+        let mut v = Vec::new();
+        r.write_json(&mut v).expect("json");
+        write(dir.path(), name, &String::from_utf8(v).expect("utf8"))
+    };
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    let (pa, pb) = (file("a.json", &a), file("b.json", &b));
+    let (code, out, err) = merge(
+        &[&pa, &pb],
+        &["--output", "json", "--threshold", "achieved_ratio>0.9"],
+    );
+    assert_eq!(code, Some(0), "{err}\n{out}");
+    let merged: serde_json::Value = serde_json::from_str(&out).expect("json");
+    // 20/s for 1 s and 20/s for 0.5 s over 1 s: 30/s, not 40/s.
+    let target = merged["total"]["target_rate"].as_f64().expect("rate");
+    assert!((target - 30.0).abs() < 0.5, "{target}");
 }

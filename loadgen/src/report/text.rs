@@ -90,14 +90,20 @@ impl Report {
         }
         if !self.thresholds.is_empty() {
             writeln!(w)?;
-            for c in &self.thresholds {
-                let verdict = if c.passed { "ok" } else { "MISSED" };
-                writeln!(
-                    w,
-                    "threshold {:<24} {:<2} {:<10.4} actual {:<10.4} {verdict}",
-                    c.name, c.op, c.limit, c.actual
-                )?;
-            }
+            self.write_verdicts(w)?;
+        }
+        Ok(())
+    }
+
+    /// One line per threshold: the expression, its limit, the actual value and the verdict.
+    pub fn write_verdicts(&self, w: &mut impl Write) -> io::Result<()> {
+        for c in &self.thresholds {
+            let verdict = if c.passed { "ok" } else { "MISSED" };
+            writeln!(
+                w,
+                "threshold {:<24} {:<2} {:<10.4} actual {:<10.4} {verdict}",
+                c.name, c.op, c.limit, c.actual
+            )?;
         }
         Ok(())
     }
