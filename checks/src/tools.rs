@@ -53,19 +53,7 @@ pub const GUIDE_PACKAGES: [&str; 2] = ["flask==3.0.3", "prometheus-client==0.20.
 /// A `python3` that can run the guide's service (imports flask and prometheus_client), with
 /// the same CI rule as [`tool`].
 pub fn guide_python() -> Option<PathBuf> {
-    let python = tool("python3")?;
-    let ok = Command::new(&python)
-        .args(["-c", "import flask, prometheus_client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        missing(&format!(
-            "python3 cannot import flask and prometheus_client: get them with `python3 -m pip install {}` (scripts/test does it)",
-            GUIDE_PACKAGES.join(" ")
-        ));
-        return None;
-    }
-    Some(python)
+    python_with("flask, prometheus_client", &GUIDE_PACKAGES.join(" "))
 }
 
 /// The PyPI package that reads HdrHistogram's serializations in Python (module `hdrh`), pinned
@@ -74,14 +62,19 @@ pub const HDRH_PACKAGE: &str = "hdrhistogram==0.10.8";
 
 /// A `python3` that can import `hdrh`, with the same CI rule as [`tool`].
 pub fn hdrh_python() -> Option<PathBuf> {
+    python_with("hdrh.histogram", HDRH_PACKAGE)
+}
+
+/// A `python3` that can import `modules`; missing, says to pip-install `packages`.
+fn python_with(modules: &str, packages: &str) -> Option<PathBuf> {
     let python = tool("python3")?;
     let ok = Command::new(&python)
-        .args(["-c", "import hdrh.histogram"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
         missing(&format!(
-            "python3 cannot import hdrh: get it with `python3 -m pip install {HDRH_PACKAGE}` (scripts/test does it)"
+            "python3 cannot import {modules}: get it with `python3 -m pip install {packages}` (scripts/test does it)"
         ));
         return None;
     }

@@ -18,16 +18,9 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "merge") {
         return merge();
     }
-    let cli = match Cli::try_parse() {
+    let cli = match parsed(Cli::try_parse()) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::ERROR
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cli.log).map(|filter| {
         tracing_subscriber::fmt()
@@ -82,15 +75,7 @@ fn main() -> ExitCode {
     let unpublished = Arc::clone(&report_file);
     let (written_tx, written_rx) = std::sync::mpsc::channel::<String>();
     let publish = move |report: &loadgen::Report| {
-        let mut stdout = std::io::stdout().lock();
-        let printed = match output {
-            OutputFormat::Text => report.write_text(&mut stdout),
-            OutputFormat::Json => report.write_json(&mut stdout),
-            OutputFormat::Hgrm => hgrm(report, &mut stdout, Kind::Corrected),
-            OutputFormat::HgrmService => hgrm(report, &mut stdout, Kind::Service),
-        };
-        let _ = stdout.flush();
-        if let Err(e) = printed {
+        if let Err(e) = print(report, output) {
             eprintln!("error: writing the report to standard output: {e}");
         }
         let file = report_file.lock().ok().and_then(|mut f| f.take());
@@ -125,27 +110,14 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(exit::ERROR);
     }
-    let code = loadgen::exit_code(&report);
-    if let Some(why) = report.unreached() {
-        eprintln!("error: {why}");
-    } else if code == exit::THRESHOLD {
-        eprintln!("threshold missed");
-    }
-    ExitCode::from(code)
+    judged(&report)
 }
 
 /// `loadgen merge REPORT.json...`: the shards' reports as one.
 fn merge() -> ExitCode {
-    let cli = match MergeCli::try_parse_from(std::env::args_os().skip(1)) {
+    let cli = match parsed(MergeCli::try_parse_from(std::env::args_os().skip(1))) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::ERROR
-            } else {
-                exit::OK
-            });
-        }
+        Err(code) => return code,
     };
     let merged = cli
         .thresholds()
@@ -158,14 +130,7 @@ fn merge() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    let printed = match cli.output {
-        OutputFormat::Text => report.write_text(&mut stdout),
-        OutputFormat::Json => report.write_json(&mut stdout),
-        OutputFormat::Hgrm => hgrm(&report, &mut stdout, Kind::Corrected),
-        OutputFormat::HgrmService => hgrm(&report, &mut stdout, Kind::Service),
-    };
-    if let Err(e) = printed.and_then(|()| stdout.flush()) {
+    if let Err(e) = print(&report, cli.output) {
         eprintln!("error: writing the report to standard output: {e}");
         return ExitCode::from(exit::ERROR);
     }
@@ -176,7 +141,36 @@ fn merge() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     }
-    let code = loadgen::exit_code(&report);
+    judged(&report)
+}
+
+/// A parsed command line, or its usage error (exit 2) or help (exit 0) printed.
+fn parsed<T>(parse: Result<T, clap::Error>) -> Result<T, ExitCode> {
+    parse.map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(if e.use_stderr() {
+            exit::ERROR
+        } else {
+            exit::OK
+        })
+    })
+}
+
+/// The report on standard output in `format`.
+fn print(report: &loadgen::Report, format: OutputFormat) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutputFormat::Text => report.write_text(&mut stdout),
+        OutputFormat::Json => report.write_json(&mut stdout),
+        OutputFormat::Hgrm => hgrm(report, &mut stdout, Kind::Corrected),
+        OutputFormat::HgrmService => hgrm(report, &mut stdout, Kind::Service),
+    }?;
+    stdout.flush()
+}
+
+/// The exit code a finished run or merge earns, saying why when it is not 0.
+fn judged(report: &loadgen::Report) -> ExitCode {
+    let code = loadgen::exit_code(report);
     if let Some(why) = report.unreached() {
         eprintln!("error: {why}");
     } else if code == exit::THRESHOLD {

@@ -128,9 +128,11 @@ impl FromStr for Threshold {
                 })?)
             }
             "" => return Err(err("no metric before the comparison".into())),
-            other => return Err(err(format!(
+            other => {
+                return Err(err(format!(
                 "unknown metric {other:?}: pNN (corrected latency), error_ratio or achieved_ratio"
-            ))),
+            )))
+            }
         };
         let limit = match metric {
             Metric::Percentile(_) => {
