@@ -94,7 +94,7 @@ fn json_in(path: &Path, text: &str) -> Result<serde_json::Value, MergeError> {
 
 /// Reads one shard report: a regular file of a sane size, its schema checked before its
 /// fields, its numbers in range and its shard valid.
-pub fn read(path: &Path) -> Result<(PathBuf, ReportInfo), MergeError> {
+fn read(path: &Path) -> Result<(PathBuf, ReportIn), MergeError> {
     let io = |e| MergeError::Read(path.into(), e);
     let meta = std::fs::metadata(path).map_err(io)?;
     let invalid = |why: String| MergeError::Invalid(path.into(), why);
@@ -142,12 +142,8 @@ pub fn read(path: &Path) -> Result<(PathBuf, ReportInfo), MergeError> {
     if count == 0 || index >= count {
         return Err(invalid(format!("shard {index}/{count} is not a shard")));
     }
-    Ok((path.into(), ReportInfo(report)))
+    Ok((path.into(), report))
 }
-
-/// One shard's report as read (opaque outside this module).
-#[derive(Debug)]
-pub struct ReportInfo(ReportIn);
 
 /// Merges the reports of `paths` into one, judged by `thresholds`.
 pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, MergeError> {
@@ -156,14 +152,14 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
         .map(|p| read(p))
         .collect::<Result<Vec<_>, _>>()?;
     check_shards(&inputs)?;
-    let first = &inputs.first().ok_or(MergeError::Empty)?.1 .0;
+    let first = &inputs.first().ok_or(MergeError::Empty)?.1;
     let mut stats = [TypeStats::new(), TypeStats::new()];
     // Requests asked for: each shard's target rate over its own duration, so a shard cut
     // short asks for less.
     let mut asked = [0.0; 2];
     let mut elapsed: f64 = 0.0;
     let mut stopped_by = first.stopped_by;
-    for (path, ReportInfo(r)) in &inputs {
+    for (path, r) in &inputs {
         elapsed = elapsed.max(r.duration_seconds);
         if r.stopped_by == StopReason::Interrupted {
             stopped_by = StopReason::Interrupted;
@@ -228,13 +224,13 @@ fn add_part(s: &mut TypeStats, part: &TypeIn, path: &Path) -> Result<(), MergeEr
 }
 
 /// The shards must be one split, each once, none missing.
-fn check_shards(inputs: &[(PathBuf, ReportInfo)]) -> Result<(), MergeError> {
-    let Some((first_path, ReportInfo(first))) = inputs.first() else {
+fn check_shards(inputs: &[(PathBuf, ReportIn)]) -> Result<(), MergeError> {
+    let Some((first_path, first)) = inputs.first() else {
         return Err(MergeError::Empty);
     };
     let count = first.shard.count;
     let mut seen: BTreeMap<u32, &PathBuf> = BTreeMap::new();
-    for (path, ReportInfo(r)) in inputs {
+    for (path, r) in inputs {
         if r.shard.count != count {
             return Err(MergeError::ShardCounts(
                 first_path.clone(),

@@ -11,13 +11,12 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use order_server::contract::OrderType;
 
+use crate::hdr;
 use crate::outcome::OutcomeClass;
 use crate::telemetry::LoadgenMetrics;
 
 /// A send this much after its intended time counts as late.
 pub const LATE_THRESHOLD: Duration = Duration::from_millis(10);
-/// Histograms cover 1 µs to 1 h with 3 significant digits.
-const MAX_MICROS: u64 = 3_600_000_000;
 
 #[derive(Debug, Clone)]
 pub struct TypeStats {
@@ -38,7 +37,11 @@ pub struct TypeStats {
 
 impl TypeStats {
     pub(crate) fn new() -> Self {
-        let h = || Histogram::new_with_bounds(1, MAX_MICROS, 3).unwrap_or_else(|_| unreachable!());
+        // The bounds a report's histograms are read back with (hdr.rs), so shards add up.
+        let h = || {
+            Histogram::new_with_bounds(hdr::LOWEST, hdr::HIGHEST, hdr::SIGFIG)
+                .unwrap_or_else(|_| unreachable!())
+        };
         TypeStats {
             scheduled: 0,
             sent: 0,
@@ -78,7 +81,7 @@ impl TypeStats {
 }
 
 fn micros(d: Duration) -> u64 {
-    (d.as_micros() as u64).clamp(1, MAX_MICROS)
+    (d.as_micros() as u64).clamp(hdr::LOWEST, hdr::HIGHEST)
 }
 
 /// Shared by the dispatcher and every request task.

@@ -163,7 +163,7 @@ pub async fn run_publishing(
         (StopReason::Duration, Some(d)) => d.as_secs_f64(),
         _ => elapsed.as_secs_f64(),
     };
-    let asked = OrderType::ALL.map(|t| match ran > 0.0 {
+    let target_rates = OrderType::ALL.map(|t| match ran > 0.0 {
         true => cfg.plan.asked(t, ran) / ran,
         false => 0.0,
     });
@@ -173,7 +173,7 @@ pub async fn run_publishing(
         stopped_by,
         elapsed,
         &recorder.snapshot(),
-        asked,
+        target_rates,
         &cfg.thresholds,
     );
     report.shard = ShardInfo {
