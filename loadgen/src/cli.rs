@@ -163,6 +163,14 @@ pub struct Cli {
     #[arg(long, env = "LOADGEN_REPORT_FILE")]
     pub report_file: Option<PathBuf>,
 
+    /// Also write the report as one self-contained HTML page with plots (opens offline).
+    #[arg(long, env = "LOADGEN_REPORT_HTML")]
+    pub report_html: Option<PathBuf>,
+
+    /// Keep no time series: the report has its totals only, the HTML page no plots over time.
+    #[arg(long, env = "LOADGEN_NO_SERIES")]
+    pub no_series: bool,
+
     /// Serve the load generator's own Prometheus metrics here (off by default).
     #[arg(long, env = "LOADGEN_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -251,6 +259,10 @@ pub struct MergeCli {
     #[arg(long)]
     pub report_file: Option<PathBuf>,
 
+    /// Also write the merged report as one self-contained HTML page with plots.
+    #[arg(long)]
+    pub report_html: Option<PathBuf>,
+
     /// Exit 1 unless this holds for the merged run (repeatable; as for a run).
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
@@ -268,6 +280,37 @@ impl MergeCli {
             ..Thresholds::default()
         })
     }
+}
+
+/// Flags whose values carry credentials.
+const SECRET_FLAGS: [&str; 2] = ["--header", "--admin-token"];
+
+/// The command line as a report shows it: the values of `--header` (after the header's name)
+/// and `--admin-token` replaced by `<redacted>`, whichever way they are written.
+pub fn redacted(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<String> {
+    let hide = |flag: &str, value: &str| match (flag, value.split_once(':')) {
+        ("--header", Some((name, _))) => format!("{name}: <redacted>"),
+        _ => "<redacted>".to_string(),
+    };
+    let mut out = Vec::new();
+    let mut secret_next: Option<&str> = None;
+    for arg in args {
+        let arg = arg.to_string_lossy().into_owned();
+        if let Some(flag) = secret_next.take() {
+            out.push(hide(flag, &arg));
+            continue;
+        }
+        match arg.split_once('=') {
+            Some((flag, value)) if SECRET_FLAGS.contains(&flag) => {
+                out.push(format!("{flag}={}", hide(flag, value)));
+            }
+            _ => {
+                secret_next = SECRET_FLAGS.iter().copied().find(|f| *f == arg);
+                out.push(arg);
+            }
+        }
+    }
+    out
 }
 
 impl Cli {
@@ -374,6 +417,9 @@ impl Cli {
             admin_token: self.admin_token,
             output: self.output,
             report_file: self.report_file,
+            report_html: self.report_html,
+            series: !self.no_series,
+            command_line: Vec::new(),
             metrics_addr: self.metrics_addr,
             metrics_linger: self.metrics_linger,
             thresholds: Thresholds {

@@ -31,6 +31,12 @@ pub struct RunConfig {
     pub admin_token: Option<String>,
     pub output: OutputFormat,
     pub report_file: Option<PathBuf>,
+    /// `--report-html`: the report as a self-contained HTML page.
+    pub report_html: Option<PathBuf>,
+    /// Keep a time series (per second, coarser past an hour) in the report.
+    pub series: bool,
+    /// The command line the report names (secrets already redacted), or empty.
+    pub command_line: Vec<String>,
     pub metrics_addr: Option<SocketAddr>,
     pub metrics_linger: Duration,
     pub thresholds: Thresholds,
@@ -68,6 +74,9 @@ impl RunConfig {
             admin_token: None,
             output: OutputFormat::Text,
             report_file: None,
+            report_html: None,
+            series: true,
+            command_line: Vec::new(),
             metrics_addr: None,
             metrics_linger: Duration::ZERO,
             thresholds: Thresholds::default(),

@@ -104,6 +104,20 @@ pub fn decode(text: &str) -> Result<Histogram<u64>, HdrError> {
 
 /// The percentile distribution of `h` (recorded in microseconds) in HdrHistogram's text
 /// format, values in milliseconds: the layout of Java's `outputPercentileDistribution`.
+/// The rows of [`write_percentiles`] below the 100th percentile, as (quantile, milliseconds):
+/// the points HdrHistogram's plotter draws.
+pub fn distribution(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    h.iter_quantiles(TICKS_PER_HALF_DISTANCE)
+        .map(|v| {
+            (
+                v.quantile_iterated_to(),
+                v.value_iterated_to() as f64 / 1000.0,
+            )
+        })
+        .filter(|(q, _)| *q < 1.0)
+        .collect()
+}
+
 pub fn write_percentiles(h: &Histogram<u64>, w: &mut impl Write) -> io::Result<()> {
     const SCALE: f64 = 1000.0;
     let digits = usize::from(h.sigfig());

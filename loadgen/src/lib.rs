@@ -50,6 +50,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod faults;
 pub mod hdr;
+pub mod html;
 pub mod merge;
 pub mod outcome;
 pub mod pacer;
@@ -60,6 +61,7 @@ pub mod report_file;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
+pub mod series;
 pub mod shape;
 #[cfg(target_os = "linux")]
 pub mod stamp;

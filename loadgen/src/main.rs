@@ -11,7 +11,7 @@ use clap::Parser;
 use loadgen::cli::MergeCli;
 use loadgen::cli::OutputFormat;
 use loadgen::report::Kind;
-use loadgen::report_file::ReportFile;
+use loadgen::report_file::{FileFormat, ReportFile};
 use loadgen::{exit, Cli};
 
 fn main() -> ExitCode {
@@ -33,7 +33,10 @@ fn main() -> ExitCode {
         return ExitCode::from(exit::ERROR);
     }
     let config = match cli.into_config() {
-        Ok(c) => c,
+        Ok(c) => loadgen::RunConfig {
+            command_line: loadgen::cli::redacted(std::env::args_os()),
+            ..c
+        },
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(exit::ERROR);
@@ -49,14 +52,12 @@ fn main() -> ExitCode {
     let output = config.output;
     // Checked now, so a path that cannot take the report fails before the run (ten minutes
     // in the Job), not after it.
-    let report_file = match config.report_file.as_deref().map(ReportFile::open) {
-        Some(Ok(f)) => Some(f),
-        Some(Err(e)) => {
-            let path = config.report_file.as_deref().unwrap_or(Path::new(""));
-            eprintln!("error: --report-file {}: {e}", path.display());
+    let files = match open_files(config.report_file.as_deref(), config.report_html.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
             return ExitCode::from(exit::ERROR);
         }
-        None => None,
     };
     let stop = {
         let _in_runtime = runtime.enter();
@@ -69,21 +70,18 @@ fn main() -> ExitCode {
         }
     };
     // The report is printed and written as soon as it is built (before --metrics-linger).
-    // Shared with `publish`, which takes it: if the run fails before publishing, it is still
-    // here, and a file the check created is removed.
-    let report_file = Arc::new(Mutex::new(report_file));
-    let unpublished = Arc::clone(&report_file);
+    // Shared with `publish`, which takes them: if the run fails before publishing, they are
+    // still here, and a file the check created is removed.
+    let files = Arc::new(Mutex::new(files));
+    let unpublished = Arc::clone(&files);
     let (written_tx, written_rx) = std::sync::mpsc::channel::<String>();
     let publish = move |report: &loadgen::Report| {
         if let Err(e) = print(report, output) {
             eprintln!("error: writing the report to standard output: {e}");
         }
-        let file = report_file.lock().ok().and_then(|mut f| f.take());
-        if let Some(file) = file {
-            let path = file.path().display().to_string();
-            if let Err(e) = file.write(report) {
-                let _ = written_tx.send(format!("--report-file {path}: {e}"));
-            }
+        let taken = files.lock().map(|mut f| std::mem::take(&mut *f));
+        for e in write_files(taken.unwrap_or_default(), report) {
+            let _ = written_tx.send(e);
         }
     };
     // On a worker thread, not in `block_on` on the main thread: the dispatcher then spawns
@@ -100,14 +98,19 @@ fn main() -> ExitCode {
         Ok(report) => report,
         Err(why) => {
             eprintln!("error: {why}");
-            if let Some(file) = unpublished.lock().ok().and_then(|mut f| f.take()) {
-                file.discard();
+            if let Ok(mut files) = unpublished.lock() {
+                for (_, file, _) in files.drain(..) {
+                    file.discard();
+                }
             }
             return ExitCode::from(exit::ERROR);
         }
     };
-    if let Ok(e) = written_rx.try_recv() {
+    let failed: Vec<String> = written_rx.try_iter().collect();
+    for e in &failed {
         eprintln!("error: {e}");
+    }
+    if !failed.is_empty() {
         return ExitCode::from(exit::ERROR);
     }
     judged(&report)
@@ -134,14 +137,54 @@ fn merge() -> ExitCode {
         eprintln!("error: writing the report to standard output: {e}");
         return ExitCode::from(exit::ERROR);
     }
-    if let Some(path) = &cli.report_file {
-        let written = ReportFile::open(path).and_then(|f| f.write(&report));
-        if let Err(e) = written {
-            eprintln!("error: --report-file {}: {e}", path.display());
-            return ExitCode::from(exit::ERROR);
-        }
+    let failed = open_files(cli.report_file.as_deref(), cli.report_html.as_deref())
+        .map(|files| write_files(files, &report))
+        .unwrap_or_else(|e| vec![e]);
+    for e in &failed {
+        eprintln!("error: {e}");
+    }
+    if !failed.is_empty() {
+        return ExitCode::from(exit::ERROR);
     }
     judged(&report)
+}
+
+/// A report file: the flag that named it, the file, what it holds.
+type Output = (&'static str, ReportFile, FileFormat);
+
+/// The files `--report-file` and `--report-html` name, each proved writable now; on an error,
+/// the files already opened are discarded and the message names the flag.
+fn open_files(json: Option<&Path>, html: Option<&Path>) -> Result<Vec<Output>, String> {
+    let mut files: Vec<Output> = Vec::new();
+    let wanted = [
+        ("--report-file", json, FileFormat::Json),
+        ("--report-html", html, FileFormat::Html),
+    ];
+    for (flag, path, format) in wanted {
+        let Some(path) = path else { continue };
+        match ReportFile::open(path) {
+            Ok(f) => files.push((flag, f, format)),
+            Err(e) => {
+                for (_, f, _) in files {
+                    f.discard();
+                }
+                return Err(format!("{flag} {}: {e}", path.display()));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Writes the report to each file; the errors, each naming its flag and path.
+fn write_files(files: Vec<Output>, report: &loadgen::Report) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (flag, file, format) in files {
+        let path = file.path().display().to_string();
+        if let Err(e) = file.write(report, format) {
+            errors.push(format!("{flag} {path}: {e}"));
+        }
+    }
+    errors
 }
 
 /// A parsed command line, or its usage error (exit 2) or help (exit 0) printed.

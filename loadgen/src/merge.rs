@@ -1,12 +1,14 @@
 //! `loadgen merge`: the JSON reports of one run's shards combined into one report, without
 //! loss: counts summed, histograms added (so percentiles are those of every sample, not an
-//! average of percentiles), target rates summed, the longest duration. Inputs that do not
+//! average of percentiles), target rates summed, the longest duration, the time series aligned by
+//! each shard's wall-clock start. Inputs that do not
 //! belong together are refused: another schema, the same shard twice, shards of different
 //! splits, or a shard missing. A report may sit among log lines (`kubectl logs` of a pod
 //! mixes them): the pretty-printed object from its first `{` line to its last `}` line is read.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use order_server::contract::OrderType;
 use serde::Deserialize;
@@ -15,7 +17,8 @@ use crate::dispatch::StopReason;
 use crate::hdr;
 use crate::outcome::OutcomeClass;
 use crate::recorder::TypeStats;
-use crate::report::{Report, ShardInfo, Thresholds, SCHEMA_VERSION};
+use crate::report::{PhaseSpan, Report, ShardInfo, Thresholds, SCHEMA_VERSION};
+use crate::series::Series;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
@@ -50,7 +53,13 @@ const MAX_SECONDS: f64 = 366.0 * 86_400.0;
 struct ReportIn {
     target: String,
     scenario: Option<String>,
+    #[serde(default)]
+    started_at: Option<String>,
     duration_seconds: f64,
+    #[serde(default)]
+    phases: Vec<PhaseSpan>,
+    #[serde(default)]
+    series: Option<Series>,
     stopped_by: StopReason,
     shard: ShardInfo,
     food: TypeIn,
@@ -142,6 +151,18 @@ fn read(path: &Path) -> Result<(PathBuf, ReportIn), MergeError> {
     if count == 0 || index >= count {
         return Err(invalid(format!("shard {index}/{count} is not a shard")));
     }
+    if let Some(why) = report.series.as_ref().and_then(|s| s.invalid(MAX_SECONDS)) {
+        return Err(invalid(why));
+    }
+    if report.phases.len() > 10_000 {
+        return Err(invalid(format!(
+            "{} phases: more than any plan",
+            report.phases.len()
+        )));
+    }
+    if let Some(at) = &report.started_at {
+        started(at).map_err(|e| invalid(format!("started_at {at:?}: {e}")))?;
+    }
     Ok((path.into(), report))
 }
 
@@ -174,7 +195,7 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
         }
     }
     let target_rates = asked.map(|a| if elapsed > 0.0 { a / elapsed } else { 0.0 });
-    Ok(Report::build(
+    let mut report = Report::build(
         first.target.clone(),
         first.scenario.clone(),
         stopped_by,
@@ -182,7 +203,49 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
         &stats,
         target_rates,
         thresholds,
-    ))
+    );
+    report.phases = first.phases.clone();
+    (report.started_at, report.series) = aligned(&inputs)?;
+    Ok(report)
+}
+
+/// A report's `started_at`.
+fn started(at: &str) -> Result<SystemTime, humantime::TimestampError> {
+    humantime::parse_rfc3339(at)
+}
+
+/// The earliest start and the shards' series on its clock, when every shard has both.
+fn aligned(inputs: &[(PathBuf, ReportIn)]) -> Result<(Option<String>, Option<Series>), MergeError> {
+    let mut starts = Vec::new();
+    for (path, r) in inputs {
+        let at = r.started_at.as_deref().map(started).transpose();
+        match at.map_err(|e| MergeError::Invalid(path.into(), e.to_string()))? {
+            Some(t) => starts.push(t),
+            None => return Ok((None, None)),
+        }
+    }
+    let Some(&origin) = starts.iter().min() else {
+        return Ok((None, None));
+    };
+    let at = Some(humantime::format_rfc3339_millis(origin).to_string());
+    let mut shards = Vec::new();
+    for ((path, r), start) in inputs.iter().zip(&starts) {
+        let Some(series) = &r.series else {
+            return Ok((at, None));
+        };
+        let offset = start
+            .duration_since(origin)
+            .unwrap_or_default()
+            .as_secs_f64();
+        if offset > MAX_SECONDS {
+            return Err(MergeError::Invalid(
+                path.into(),
+                format!("started {offset:.0} s after the first shard: not the same run"),
+            ));
+        }
+        shards.push((offset, series));
+    }
+    Ok((at, Some(Series::aligned(&shards))))
 }
 
 /// Adds one shard's numbers of one order type into `s`, checking that its histograms hold

@@ -1,6 +1,7 @@
-//! Once a second: the target-rate gauge, and on a terminal a live progress line (rate achieved
-//! and scheduled, in flight, errors, p99 of the last interval). Nothing is drawn when standard
-//! error is not a terminal.
+//! The run's once-a-second tick: the target-rate gauge, the time series' sampler (when the run
+//! keeps one), and on a terminal a live progress line (rate achieved and scheduled, in flight,
+//! errors, p99 of the last interval). Nothing is drawn when standard error is not a terminal.
+//! The tick runs beside the requests, never on their path; stopping it hands the series back.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -14,11 +15,17 @@ use tokio::time::Instant;
 use crate::config::RunConfig;
 use crate::recorder::Recorder;
 use crate::schedule::Plan;
+use crate::series::{Sampler, Series};
+
+/// Seconds between ticks.
+const TICK: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct Progress {
-    task: JoinHandle<()>,
+    task: JoinHandle<Option<Sampler>>,
+    stop: tokio::sync::oneshot::Sender<()>,
     bar: Option<ProgressBar>,
+    recorder: Arc<Recorder>,
 }
 
 impl Progress {
@@ -32,24 +39,57 @@ impl Progress {
             b
         });
         let plan = cfg.plan.clone();
-        let task = tokio::spawn(tick(plan, recorder, start, bar.clone()));
-        Progress { task, bar }
+        let sampler = cfg
+            .series
+            .then(|| Sampler::new(plan.clone(), TICK.as_secs_f64()));
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(tick(
+            plan,
+            Arc::clone(&recorder),
+            start,
+            bar.clone(),
+            sampler,
+            stopped,
+        ));
+        Progress {
+            task,
+            stop,
+            bar,
+            recorder,
+        }
     }
 
-    pub fn finish(self) {
-        self.task.abort();
+    /// Stops the tick; the series, if the run keeps one, closed `elapsed` into the run with the
+    /// recorder's final numbers.
+    pub async fn finish(self, elapsed: Duration) -> Option<Series> {
+        let _ = self.stop.send(());
+        let sampler = self.task.await.ok().flatten();
         if let Some(b) = self.bar {
             b.finish_and_clear();
         }
+        sampler.map(|s| s.finish(elapsed.as_secs_f64(), &self.recorder.take_window()))
     }
 }
 
-async fn tick(plan: Plan, recorder: Arc<Recorder>, start: Instant, bar: Option<ProgressBar>) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
+async fn tick(
+    plan: Plan,
+    recorder: Arc<Recorder>,
+    start: Instant,
+    bar: Option<ProgressBar>,
+    mut sampler: Option<Sampler>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) -> Option<Sampler> {
+    // The first tick a whole interval after the start, not at once.
+    let mut every = tokio::time::interval_at(start + TICK, TICK);
+    // A late tick (a busy runtime) is not made up with a burst: the next interval is longer.
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_done = 0u64;
     let mut last_at = Instant::now();
     loop {
-        every.tick().await;
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = &mut stopped => return sampler,
+        }
         let t = start.elapsed().as_secs_f64();
         let mut target = 0.0;
         for o in OrderType::ALL {
@@ -57,28 +97,34 @@ async fn tick(plan: Plan, recorder: Arc<Recorder>, start: Instant, bar: Option<P
             target += r;
             recorder.set_target_rate(o, r);
         }
+        if sampler.is_none() && bar.is_none() {
+            continue;
+        }
+        let now = recorder.take_window();
+        if let Some(s) = &mut sampler {
+            s.tick(t, &now);
+        }
         let Some(bar) = &bar else { continue };
-        let s = recorder.take_window();
-        let mut total = s[0].clone();
-        total.merge(&s[1]);
-        let done = total.completed();
+        let [(food, food_window), (clothing, clothing_window)] = &now;
+        let done = food.completed() + clothing.completed();
+        let ok = food.ok() + clothing.ok();
+        let late = food.late + clothing.late;
+        let mut window = food_window.corrected.clone();
+        let _ = window.add(&clothing_window.corrected);
         let now = Instant::now();
         let rate = (done - last_done) as f64 / now.duration_since(last_at).as_secs_f64().max(1e-3);
         (last_done, last_at) = (done, now);
-        let errors = done - total.ok();
-        let p99 = if total.window.is_empty() {
+        let errors = done - ok;
+        let p99 = if window.is_empty() {
             "-".to_string()
         } else {
-            format!(
-                "{:.1} ms",
-                total.window.value_at_quantile(0.99) as f64 / 1000.0
-            )
+            format!("{:.1} ms", window.value_at_quantile(0.99) as f64 / 1000.0)
         };
         bar.set_message(format!(
             "{rate:>8.1}/s (target {target:.1}/s)  in flight {:>4}  errors {errors} ({:.2}%)  p99 {p99}  late {}",
             recorder.in_flight(),
             if done > 0 { 100.0 * errors as f64 / done as f64 } else { 0.0 },
-            total.late,
+            late,
         ));
         bar.tick();
     }

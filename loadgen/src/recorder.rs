@@ -1,8 +1,10 @@
 //! What the run measured: per order type, requests scheduled, sent, late and skipped, outcomes
 //! by class, and HdrHistograms of corrected latency (from the intended send time, so a stalled
 //! target cannot hide behind coordinated omission), service time (from the actual send) and
-//! schedule lag. Histograms keep memory flat however long the run. Every event is mirrored into
-//! the exported metrics when they are on.
+//! schedule lag. Histograms keep memory flat however long the run. The same three are kept for
+//! the interval since the last look, which the time series and the progress line take whole,
+//! counts only copied and the interval's histograms swapped out, so the lock is held for
+//! microseconds. Every event is mirrored into the exported metrics when they are on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,17 +33,71 @@ pub struct TypeStats {
     pub service: Histogram<u64>,
     /// Microseconds from intended to actual send.
     pub lag: Histogram<u64>,
-    /// Corrected latency since the last [`Recorder::take_window`], for live progress.
-    pub window: Histogram<u64>,
+    /// The latencies since the last [`Recorder::take_window`].
+    pub window: Window,
+}
+
+/// Latencies of one interval, in microseconds. Service time and lag are only kept when the
+/// run records a time series; corrected latency always (the progress line shows its p99).
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub corrected: Histogram<u64>,
+    pub service: Histogram<u64>,
+    pub lag: Histogram<u64>,
+}
+
+impl Window {
+    pub fn new() -> Self {
+        Window {
+            corrected: histogram(),
+            service: histogram(),
+            lag: histogram(),
+        }
+    }
+
+    /// Adds another interval's latencies (same bounds on both sides, so it cannot fail).
+    pub fn add(&mut self, other: &Window) {
+        let _ = self.corrected.add(&other.corrected);
+        let _ = self.service.add(&other.service);
+        let _ = self.lag.add(&other.lag);
+    }
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A type's counts at one moment, without its histograms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub scheduled: u64,
+    pub sent: u64,
+    pub late: u64,
+    pub skipped: u64,
+    pub outcomes: [u64; 6],
+}
+
+impl Counts {
+    pub fn completed(&self) -> u64 {
+        self.outcomes.iter().sum()
+    }
+
+    pub fn ok(&self) -> u64 {
+        self.outcomes[OutcomeClass::Success.index()]
+    }
+}
+
+/// The bounds a report's histograms are read back with (hdr.rs), so shards add up.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(hdr::LOWEST, hdr::HIGHEST, hdr::SIGFIG)
+        .unwrap_or_else(|_| unreachable!())
 }
 
 impl TypeStats {
     pub(crate) fn new() -> Self {
-        // The bounds a report's histograms are read back with (hdr.rs), so shards add up.
-        let h = || {
-            Histogram::new_with_bounds(hdr::LOWEST, hdr::HIGHEST, hdr::SIGFIG)
-                .unwrap_or_else(|_| unreachable!())
-        };
+        let h = histogram;
         TypeStats {
             scheduled: 0,
             sent: 0,
@@ -51,7 +107,17 @@ impl TypeStats {
             corrected: h(),
             service: h(),
             lag: h(),
-            window: h(),
+            window: Window::new(),
+        }
+    }
+
+    pub fn counts(&self) -> Counts {
+        Counts {
+            scheduled: self.scheduled,
+            sent: self.sent,
+            late: self.late,
+            skipped: self.skipped,
+            outcomes: self.outcomes,
         }
     }
 
@@ -76,7 +142,7 @@ impl TypeStats {
         let _ = self.corrected.add(&other.corrected);
         let _ = self.service.add(&other.service);
         let _ = self.lag.add(&other.lag);
-        let _ = self.window.add(&other.window);
+        self.window.add(&other.window);
     }
 }
 
@@ -93,15 +159,20 @@ pub struct Recorder {
     scheduled: [AtomicU64; 2],
     in_flight: AtomicU64,
     metrics: Option<Arc<LoadgenMetrics>>,
+    /// Keep service time and lag per interval too (for the time series).
+    series: bool,
 }
 
 impl Recorder {
-    pub fn new(metrics: Option<Arc<LoadgenMetrics>>) -> Self {
+    /// `series`: also keep each interval's service time and lag, which the time series
+    /// shows.
+    pub fn new(metrics: Option<Arc<LoadgenMetrics>>, series: bool) -> Self {
         Recorder {
             stats: Mutex::new([TypeStats::new(), TypeStats::new()]),
             scheduled: [AtomicU64::new(0), AtomicU64::new(0)],
             in_flight: AtomicU64::new(0),
             metrics,
+            series,
         }
     }
 
@@ -138,6 +209,9 @@ impl Recorder {
             s.sent += 1;
             s.late += u64::from(late);
             let _ = s.lag.record(micros(lag));
+            if self.series {
+                let _ = s.window.lag.record(micros(lag));
+            }
         }
         let n = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(m) = &self.metrics {
@@ -160,7 +234,10 @@ impl Recorder {
             if class.is_timed() {
                 let _ = s.corrected.record(micros(corrected));
                 let _ = s.service.record(micros(service));
-                let _ = s.window.record(micros(corrected));
+                let _ = s.window.corrected.record(micros(corrected));
+                if self.series {
+                    let _ = s.window.service.record(micros(service));
+                }
             }
         }
         let n = self
@@ -207,14 +284,23 @@ impl Recorder {
         self.copy(&self.lock())
     }
 
-    /// Counts so far plus the corrected latency since the previous call.
-    pub fn take_window(&self) -> [TypeStats; 2] {
-        let mut s = self.lock();
-        let out = self.copy(&s);
-        for t in s.iter_mut() {
-            t.window.reset();
+    /// Counts so far, and the latencies since the previous call, which start afresh. The
+    /// fresh histograms are made before the lock is taken.
+    pub fn take_window(&self) -> [(Counts, Window); 2] {
+        let mut fresh = [Window::new(), Window::new()];
+        let mut counts = [Counts::default(); 2];
+        {
+            let mut s = self.lock();
+            for ((stats, fresh), counts) in s.iter_mut().zip(&mut fresh).zip(&mut counts) {
+                *counts = stats.counts();
+                std::mem::swap(&mut stats.window, fresh);
+            }
         }
-        out
+        for (c, n) in counts.iter_mut().zip(&self.scheduled) {
+            c.scheduled = n.load(Ordering::Relaxed);
+        }
+        let [a, b] = fresh;
+        [(counts[0], a), (counts[1], b)]
     }
 }
 
@@ -224,7 +310,7 @@ mod tests {
 
     #[test]
     fn counts_and_histograms() {
-        let r = Recorder::new(None);
+        let r = Recorder::new(None, true);
         r.scheduled(OrderType::Food);
         r.scheduled(OrderType::Food);
         r.sent(OrderType::Food, Duration::from_micros(50));

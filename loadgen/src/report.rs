@@ -13,6 +13,7 @@ use crate::dispatch::StopReason;
 use crate::hdr;
 use crate::outcome::OutcomeClass;
 use crate::recorder::TypeStats;
+use crate::series::Series;
 use crate::threshold::{Metric, Threshold};
 
 mod text;
@@ -110,6 +111,34 @@ pub struct ShardInfo {
     pub count: u32,
 }
 
+/// One phase of the plan: from `start_seconds` to `end_seconds` (`null`: until the run ended).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct PhaseSpan {
+    pub name: String,
+    pub start_seconds: f64,
+    pub end_seconds: Option<f64>,
+}
+
+impl PhaseSpan {
+    /// The phases of `plan` laid end to end.
+    pub fn of(plan: &crate::schedule::Plan) -> Vec<PhaseSpan> {
+        let mut start = 0.0;
+        plan.phases
+            .iter()
+            .map(|p| {
+                let end = p.duration.map(|d| start + d);
+                let span = PhaseSpan {
+                    name: p.name.clone(),
+                    start_seconds: start,
+                    end_seconds: end,
+                };
+                start = end.unwrap_or(start);
+                span
+            })
+            .collect()
+    }
+}
+
 /// Which latency a distribution is of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -185,9 +214,17 @@ pub struct Check {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     pub schema_version: u32,
+    /// The version of the load generator that ran (or merged).
+    pub loadgen_version: String,
     pub target: String,
     pub scenario: Option<String>,
+    /// The command line, with header values and tokens redacted; empty for a merge.
+    pub command_line: Vec<String>,
+    /// Wall-clock start, RFC 3339 UTC: what merge aligns shards' series by.
+    pub started_at: Option<String>,
     pub duration_seconds: f64,
+    /// The plan's phases, in seconds from the start.
+    pub phases: Vec<PhaseSpan>,
     /// Why the run ended: duration, requests, scenario_end, interrupted.
     pub stopped_by: StopReason,
     /// This run's share (`--shard`); 0 of 1 for a whole run or a merge of all shards.
@@ -196,6 +233,8 @@ pub struct Report {
     pub clothing: TypeReport,
     pub total: TypeReport,
     pub thresholds: Vec<Check>,
+    /// Per interval and type (see [`Series`]); `null` with `--no-series`.
+    pub series: Option<Series>,
     /// Some request got an answer (false: nothing listening, or nothing answered before
     /// the drain ran out).
     pub target_reached: bool,
@@ -278,15 +317,20 @@ impl Report {
         let passed = checks.iter().all(|c| c.passed);
         Report {
             schema_version: SCHEMA_VERSION,
+            loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
             target,
             scenario,
+            command_line: Vec::new(),
+            started_at: None,
             duration_seconds: secs,
+            phases: Vec::new(),
             stopped_by,
             shard: ShardInfo { index: 0, count: 1 },
             food,
             clothing,
             total,
             thresholds: checks,
+            series: None,
             target_reached: reached || total_sent_is_zero(stats),
             passed,
         }
@@ -342,7 +386,7 @@ mod tests {
     use crate::recorder::Recorder;
 
     fn stats() -> [TypeStats; 2] {
-        let r = Recorder::new(None);
+        let r = Recorder::new(None, true);
         for i in 0..100u64 {
             r.scheduled(OrderType::Food);
             r.sent(OrderType::Food, Duration::from_micros(100));

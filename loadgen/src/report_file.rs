@@ -1,4 +1,4 @@
-//! The `--report-file`: checked before the run, so a path that cannot take the report fails
+//! The `--report-file` (JSON) and `--report-html` files: checked before the run, so a path that cannot take the report fails
 //! at start rather than after ten minutes of load, and written whole or not at all, so a
 //! failed write never leaves half a report or loses the previous one.
 
@@ -7,6 +7,13 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::Report;
+
+/// What a report file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Json,
+    Html,
+}
 
 /// Where the report goes.
 #[derive(Debug)]
@@ -62,11 +69,15 @@ impl ReportFile {
         }
     }
 
-    /// Writes the report as JSON: into a file beside a regular one, then renamed over it.
-    pub fn write(self, report: &Report) -> std::io::Result<()> {
+    /// Writes the report in `format`: into a file beside a regular one, then renamed over it.
+    pub fn write(self, report: &Report, format: FileFormat) -> std::io::Result<()> {
+        let render = |w: &mut File| match format {
+            FileFormat::Json => report.write_json(w),
+            FileFormat::Html => crate::html::write(report, w),
+        };
         match self {
             ReportFile::Stream { mut file, .. } => {
-                report.write_json(&mut file)?;
+                render(&mut file)?;
                 file.flush()
             }
             ReportFile::Regular { path, .. } => {
@@ -74,7 +85,7 @@ impl ReportFile {
                 partial.push(".partial");
                 let partial = PathBuf::from(partial);
                 let written = File::create(&partial).and_then(|mut f| {
-                    report.write_json(&mut f)?;
+                    render(&mut f)?;
                     f.sync_all()
                 });
                 match written.and_then(|()| std::fs::rename(&partial, &path)) {

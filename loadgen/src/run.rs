@@ -24,7 +24,7 @@ use crate::endpoint::EndpointError;
 use crate::faults::{AdminClient, AdminError};
 use crate::progress::Progress;
 use crate::recorder::Recorder;
-use crate::report::{Report, ShardInfo};
+use crate::report::{PhaseSpan, Report, ShardInfo};
 use crate::schedule::Arrivals;
 use crate::telemetry::{serve_metrics, LoadgenMetrics};
 
@@ -120,7 +120,7 @@ pub async fn run_publishing(
         _ => None,
     };
 
-    let recorder = Arc::new(Recorder::new(metrics.clone()));
+    let recorder = Arc::new(Recorder::new(metrics.clone(), cfg.series));
     let dispatch = Dispatch::from_arrivals(
         OrderType::ALL.map(|t| Arrivals::new(cfg.plan.clone(), t, cfg.arrivals, cfg.seed)),
         Limits {
@@ -130,6 +130,7 @@ pub async fn run_publishing(
         },
     );
     let start = Instant::now();
+    let started_at = std::time::SystemTime::now();
     let fault_task =
         admin.map(|a| tokio::spawn(crate::faults::drive(a, cfg.faults.clone(), start)));
     // No fault is switched on once the schedule has stopped, even during the drain.
@@ -155,7 +156,7 @@ pub async fn run_publishing(
     if let Some(t) = fault_task {
         t.abort();
     }
-    progress.finish();
+    let series = progress.finish(elapsed).await;
 
     // What the plan asked for over the time the schedule ran: up to the end for a run that
     // ran its length, up to the stop otherwise.
@@ -180,6 +181,10 @@ pub async fn run_publishing(
         index: cfg.plan.shard.0,
         count: cfg.plan.shard.1,
     };
+    report.started_at = Some(humantime::format_rfc3339_millis(started_at).to_string());
+    report.command_line = cfg.command_line.clone();
+    report.phases = PhaseSpan::of(&cfg.plan);
+    report.series = series;
     publish(&report);
     // The linger lets a last scrape see the end; a stop (SIGTERM from Kubernetes, Ctrl-C)
     // ends it at once. After a stop during the run there is nothing to wait for.

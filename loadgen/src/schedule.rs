@@ -207,10 +207,16 @@ impl Plan {
 
     /// Requests of `order_type` the plan asks for in its first `until` seconds: the rate's
     /// integral, what a run's target rate is, as opposed to the count its random schedule
-    /// happened to draw. Exact for constant phases; a shaped phase is integrated by the
-    /// midpoint rule in steps of 10 ms, or of a millionth of its length if that is longer,
-    /// so a year-long run costs no more than a million evaluations per phase.
+    /// happened to draw.
     pub fn asked(&self, order_type: OrderType, until: f64) -> f64 {
+        self.asked_between(order_type, 0.0, until)
+    }
+
+    /// Requests of `order_type` the plan asks for from `from` to `until` seconds. Exact for
+    /// constant phases; a shaped phase is integrated by the midpoint rule in steps of 10 ms,
+    /// or of a millionth of the span if that is longer, so a year-long span costs no more
+    /// than a million evaluations per phase.
+    pub fn asked_between(&self, order_type: OrderType, from: f64, until: f64) -> f64 {
         let shards = f64::from(self.shard.1.max(1));
         let mut start = 0.0;
         let mut total = 0.0;
@@ -219,15 +225,17 @@ impl Plan {
                 break;
             }
             let end = phase.duration.map_or(until, |d| (start + d).min(until));
-            let span = end - start;
+            let lo = from.max(start);
+            let span = end - lo;
             let p = &phase.profile;
-            if p.is_constant() {
+            if span > 0.0 && p.is_constant() {
                 total += p.rates[order_type.index()].max(0.0) * span;
             } else if span > 0.0 {
                 let steps = (span / 0.01).ceil().clamp(1.0, 1e6) as u64;
                 let dt = span / steps as f64;
+                let offset = lo - start;
                 total += (0..steps)
-                    .map(|k| p.rate((k as f64 + 0.5) * dt, order_type) * dt)
+                    .map(|k| p.rate(offset + (k as f64 + 0.5) * dt, order_type) * dt)
                     .sum::<f64>();
             }
             start = end;
@@ -475,6 +483,13 @@ mod tests {
         };
         assert!((phases.asked(OrderType::Food, 15.0) - 125.0 / 4.0).abs() < 1e-9);
         assert!((phases.asked(OrderType::Food, 4.0) - 10.0).abs() < 1e-9);
+        // Spans add up to the whole, across phase boundaries and inside a shaped phase.
+        assert!((phases.asked_between(OrderType::Food, 8.0, 12.0) - 30.0 / 4.0).abs() < 1e-9);
+        let parts: f64 = (0..10)
+            .map(|k| ramp.asked_between(OrderType::Food, f64::from(k), f64::from(k + 1)))
+            .sum();
+        assert!((parts - 50.0).abs() < 1e-6, "{parts}");
+        assert!((ramp.asked_between(OrderType::Food, 9.0, 10.0) - 9.5).abs() < 1e-6);
         // A year of a shaped profile: a bounded number of steps (a million), not 3e9.
         let daily = Plan::single(Profile {
             shape: Shape::Daily {
