@@ -63,6 +63,7 @@ fn main() {
         ),
         ("missing_guide_python", guide_python),
         ("missing_hdrh", hdrh),
+        ("missing_chromium", on_path("chromium")),
     ];
     for (cfg, found) in present {
         println!("cargo::rustc-check-cfg=cfg({cfg})");

@@ -15,10 +15,12 @@
 //! - [`prometheus`]: a Prometheus process on loopback and its HTTP query API.
 //! - [`alertmanager`]: an Alertmanager on loopback with the shipped config, and its alerts.
 //! - [`docker`], [`dockerignore`]: the Dockerfile's build stage rehearsed on the host.
+//! - [`browser`]: headless Chromium, for the load generator's HTML report.
 
 use std::path::PathBuf;
 
 pub mod alertmanager;
+pub mod browser;
 pub mod compose;
 pub mod daemon;
 pub mod dashboards;

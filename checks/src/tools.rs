@@ -94,6 +94,7 @@ fn install_hint(name: &str) -> &'static str {
         "alertmanager" => "bash scripts/tools (as root: it also places the templates)",
         "check-jsonschema" => "python3 -m pip install check-jsonschema==0.39.0",
         "kubernetes-validate" => "python3 -m pip install kubernetes-validate==1.37.0",
+        "chromium" => "apt-get install chromium",
         _ => "your package manager",
     }
 }

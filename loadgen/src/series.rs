@@ -298,9 +298,10 @@ impl Series {
     }
 
     /// Shards' series on one clock: each given with the seconds its run started after the
-    /// earliest. Points fall into intervals of the coarsest shard's width, counted from the
-    /// earliest start, doubled until there are at most [`MAX_POINTS`]; empty intervals between
-    /// shards stay, with zero counts.
+    /// earliest. A point falls into the interval (of the coarsest shard's width, counted from
+    /// the earliest start, doubled until there are at most [`MAX_POINTS`]) that holds its
+    /// middle, so one shard's points map one to one; empty intervals between shards stay, with
+    /// zero counts.
     pub fn aligned(shards: &[(f64, &Series)]) -> Series {
         let mut interval = shards
             .iter()
@@ -316,16 +317,18 @@ impl Series {
         while (end / interval).ceil() > MAX_POINTS as f64 {
             interval *= 2.0;
         }
-        let slots = ((end / interval).ceil() as usize).max(1);
-        let mut points = vec![[Point::default(), Point::default()]; slots];
+        let slot_of = |middle: f64| ((middle / interval).floor().max(0.0) as usize).min(MAX_POINTS);
+        let mut points: Vec<[Point; 2]> = Vec::new();
         for (off, s) in shards {
-            for (i, t) in s.t.iter().enumerate() {
-                // The interval whose end is at or after the point's end; a point a hair past
-                // a boundary (float noise) belongs before it.
-                let k = (((off + t) / interval) - 1e-9).ceil().max(1.0) as usize - 1;
-                let slot = &mut points[k.min(slots - 1)];
+            let mut begin = 0.0;
+            for (i, &t) in s.t.iter().enumerate() {
+                let k = slot_of(off + (begin + t) / 2.0);
+                begin = t;
+                if points.len() <= k {
+                    points.resize(k + 1, [Point::default(), Point::default()]);
+                }
                 for o in OrderType::ALL {
-                    slot[o.index()].absorb(&s.of(o).point(i));
+                    points[k][o.index()].absorb(&s.of(o).point(i));
                 }
             }
         }
@@ -334,8 +337,7 @@ impl Series {
             ..Series::default()
         };
         for (k, p) in points.iter().enumerate() {
-            let t = ((k + 1) as f64 * interval).min(end);
-            out.push(t, p);
+            out.push(((k + 1) as f64 * interval).min(end), p);
         }
         out
     }
@@ -509,8 +511,15 @@ mod tests {
         assert_eq!(sum(&f.late), 5);
         assert_eq!(sum(&f.outcomes["5xx"]), 10);
         assert_eq!(f.outcomes.len(), 6);
-        let p99: Vec<_> = f.corrected_p99_ms.iter().map(|v| v.map(f64::round)).collect();
-        assert_eq!(p99, [Some(1.0), Some(2.0), Some(3.0), Some(4.0), Some(5.0), None]);
+        let p99: Vec<_> = f
+            .corrected_p99_ms
+            .iter()
+            .map(|v| v.map(f64::round))
+            .collect();
+        assert_eq!(
+            p99,
+            [Some(1.0), Some(2.0), Some(3.0), Some(4.0), Some(5.0), None]
+        );
         assert!((f.asked[5] - 6.0).abs() < 1e-9, "{:?}", f.asked);
         assert!((sum_f(&f.asked) - 56.0).abs() < 1e-9);
         assert!(series.clothing.corrected_p50_ms.iter().all(Option::is_none));

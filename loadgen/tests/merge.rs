@@ -103,6 +103,40 @@ async fn two_shards_merge_into_the_servers_counts_and_one_histograms_percentiles
     // The merge is the whole run: shard 0 of 1.
     assert_eq!(merged["shard"]["count"], 1);
 
+    // The series on one clock, from the earlier start: its points add up to the totals.
+    let starts = [&a, &b].map(|r| r.started_at.clone().expect("started_at"));
+    assert_eq!(
+        merged["started_at"].as_str(),
+        starts.iter().min().map(|s| s.as_str())
+    );
+    let series = &merged["series"];
+    let column_sum = |t: &str, column: &str| -> u64 {
+        let c = match column.split_once('.') {
+            Some((a, b)) => &series[t][a][b],
+            None => &series[t][column],
+        };
+        c.as_array()
+            .expect(column)
+            .iter()
+            .filter_map(|v| v.as_u64())
+            .sum()
+    };
+    for t in ["food", "clothing"] {
+        for (column, field) in [
+            ("sent", "sent"),
+            ("scheduled", "scheduled"),
+            ("outcomes.2xx", "ok"),
+        ] {
+            assert_eq!(
+                Some(column_sum(t, column)),
+                merged[t][field].as_u64(),
+                "{t} {column}"
+            );
+        }
+    }
+    let points = series["t"].as_array().expect("t").len();
+    assert!((2..=4).contains(&points), "{points} points for 2 s");
+
     // Text and hgrm like a single run's.
     let (code, text, _) = merge(&[&pa, &pb], &[]);
     assert_eq!(code, Some(0));
@@ -249,6 +283,16 @@ async fn hostile_reports_are_refused_not_merged_in_part() {
                 r["food"]["histograms"]["lag"] = "HIST".repeat(1 << 20).into();
             }),
             "larger than any histogram",
+        ),
+        (
+            variant("series.json", &|r| {
+                r["series"]["food"]["sent"] = serde_json::json!([1, 2, 3, 4, 5, 6, 7]);
+            }),
+            "series columns of different lengths",
+        ),
+        (
+            variant("started.json", &|r| r["started_at"] = "yesterday".into()),
+            "started_at \"yesterday\"",
         ),
         (dir.path().to_path_buf(), "not a regular file"),
     ];
