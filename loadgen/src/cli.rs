@@ -448,6 +448,39 @@ mod tests {
     }
 
     #[test]
+    fn reports_name_the_command_line_without_its_secrets() {
+        let args = [
+            "loadgen",
+            "--header",
+            "Authorization: Bearer s3cret",
+            "--header=X-Key:k3y",
+            "--admin-token",
+            "t0ken",
+            "--admin-token=t0ken2",
+            "--food-rate",
+            "5",
+            "--header",
+        ];
+        let shown = redacted(args.iter().map(std::ffi::OsString::from));
+        assert_eq!(
+            shown,
+            [
+                "loadgen",
+                "--header",
+                "Authorization: <redacted>",
+                "--header=X-Key: <redacted>",
+                "--admin-token",
+                "<redacted>",
+                "--admin-token=<redacted>",
+                "--food-rate",
+                "5",
+                "--header",
+            ]
+        );
+        assert!(!shown.concat().contains("s3cret") && !shown.concat().contains("t0ken"));
+    }
+
+    #[test]
     fn the_tick_bound_is_the_late_threshold() {
         assert_eq!(
             format!("at most {}", humantime::format_duration(MAX_TICK)),

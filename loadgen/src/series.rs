@@ -16,8 +16,9 @@ use crate::outcome::OutcomeClass;
 use crate::recorder::{Counts, Window};
 use crate::schedule::Plan;
 
-/// At most this many points before they merge in pairs: an hour at one a second.
-pub const MAX_POINTS: usize = 3600;
+/// At most this many points before they merge in pairs: a run keeps one a second for over an
+/// hour (68 minutes), one every two seconds to 2 h 16 min, and so on; about 1.4 MB at most.
+pub const MAX_POINTS: usize = 4096;
 
 /// The narrowest a point is (seconds).
 const MIN_WIDTH: f64 = 1e-3;

@@ -181,6 +181,10 @@ fn inputs_that_would_fail_after_the_run_are_refused_before_it() {
             "--report-file",
         ),
         (
+            vec!["--report-html".into(), missing.display().to_string()],
+            "--report-html",
+        ),
+        (
             vec!["--scenario".into(), dir.path().display().to_string()],
             "a directory",
         ),
@@ -231,6 +235,21 @@ fn inputs_that_would_fail_after_the_run_are_refused_before_it() {
             "{args:?} ran the 30 s run before failing"
         );
     }
+    // A good --report-file beside a bad --report-html: the file it created is removed again.
+    let json = dir.path().join("fine.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("--report-file")
+        .arg(&json)
+        .arg("--report-html")
+        .arg(&missing)
+        .args(["--duration", "30s", "--no-progress"])
+        .output()
+        .expect("run loadgen");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !json.exists(),
+        "the --report-file the check made is left behind"
+    );
 }
 
 #[test]

@@ -357,3 +357,57 @@ async fn a_shard_cut_short_asks_for_less() {
     let target = merged["total"]["target_rate"].as_f64().expect("rate");
     assert!((target - 30.0).abs() < 0.5, "{target}");
 }
+
+/// The binary writes --report-file and --report-html together, and merge writes a page too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_writes_the_html_report_for_a_run_and_a_merge() {
+    let (url, server) = support::order_server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (json, html) = (dir.path().join("r.json"), dir.path().join("r.html"));
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--target",
+            &url,
+            "--food-rate",
+            "50",
+            "--clothing-rate",
+            "20",
+        ])
+        .args(["--duration", "2s", "--no-progress", "--output", "json"])
+        .arg("--report-file")
+        .arg(&json)
+        .arg("--report-html")
+        .arg(&html)
+        .args(["--header", "X-Api-Key: hunter2"])
+        .output()
+        .expect("run loadgen");
+    server.shutdown().await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&html).expect("page");
+    assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
+    assert!(
+        page.contains(r#"data-series="food sent/s""#),
+        "no throughput plot"
+    );
+    assert!(
+        page.contains("X-Api-Key: &lt;redacted&gt;") && !page.contains("hunter2"),
+        "the header's value shows"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("json");
+    assert_eq!(report["loadgen_version"], env!("CARGO_PKG_VERSION"));
+    assert!(report["series"]["t"]
+        .as_array()
+        .is_some_and(|t| t.len() >= 2));
+
+    let merged = dir.path().join("merged.html");
+    let (code, _, err) = merge(&[&json], &["--report-html", &merged.display().to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+    let page = std::fs::read_to_string(&merged).expect("merged page");
+    assert!(page.contains("(merged from shard reports)") && page.contains("data-series"));
+}

@@ -195,3 +195,51 @@ fn trim(v: f64) -> String {
     let s = format!("{v:.4}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dispatch::StopReason;
+    use crate::recorder::Recorder;
+    use crate::report::{PhaseSpan, Thresholds};
+
+    #[test]
+    fn text_from_users_is_escaped_and_a_report_without_series_says_so() {
+        let r = Recorder::new(None, true);
+        r.scheduled(OrderType::Food);
+        let mut report = Report::build(
+            "http://x/<b>".into(),
+            Some("<script>alert(1)</script>".into()),
+            StopReason::Duration,
+            Duration::from_secs(1),
+            &r.snapshot(),
+            [1.0, 0.0],
+            &Thresholds::default(),
+        );
+        report.phases = vec![
+            PhaseSpan {
+                name: r#"a"><img src=x onerror=alert(2)>"#.into(),
+                start_seconds: 0.0,
+                end_seconds: Some(1.0),
+            },
+            PhaseSpan {
+                name: "b".into(),
+                start_seconds: 1.0,
+                end_seconds: None,
+            },
+        ];
+        report.command_line = vec!["loadgen".into(), "--scenario".into(), "<x>&".into()];
+        let mut page = Vec::new();
+        write(&report, &mut page).expect("write");
+        let page = String::from_utf8(page).expect("utf8");
+        for raw in ["<script", "<img", "<b>", "<x>"] {
+            assert!(!page.contains(raw), "{raw} unescaped");
+        }
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("&lt;x&gt;&amp;"));
+        assert!(page.contains("No time series in this report"));
+        assert!(page.contains("No latency samples"));
+    }
+}
