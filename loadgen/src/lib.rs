@@ -37,7 +37,11 @@
 //! - [`report`]: the end-of-run report, the thresholds' verdicts, text and JSON renderings.
 //! - [`report_file`]: `--report-file`, checked before the run and replaced whole.
 //! - [`telemetry`]: the generator's own metrics and their `/metrics` endpoint.
-//! - [`progress`]: the live progress line and the target-rate gauge.
+//! - [`progress`]: the once-a-second tick: the target-rate gauge, the series' sampler, the
+//!   live progress line.
+//! - [`sampler`]: builds the time series from the recorder, tick by tick.
+//! - [`series`]: the time series as the report carries it; merging points, aligning shards.
+//! - [`html`]: `--report-html`, the report as one self-contained page of SVG plots.
 
 pub mod answer;
 pub mod cli;
@@ -59,6 +63,7 @@ pub mod recorder;
 pub mod report;
 pub mod report_file;
 pub mod run;
+pub mod sampler;
 pub mod scenario;
 pub mod schedule;
 pub mod series;

@@ -204,8 +204,18 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
         target_rates,
         thresholds,
     );
-    report.phases = first.phases.clone();
-    (report.started_at, report.series) = aligned(&inputs)?;
+    let (at, series, first_offset) = aligned(&inputs)?;
+    // The phases of the first shard, on the merged clock.
+    report.phases = first
+        .phases
+        .iter()
+        .map(|p| PhaseSpan {
+            name: p.name.clone(),
+            start_seconds: p.start_seconds + first_offset,
+            end_seconds: p.end_seconds.map(|e| e + first_offset),
+        })
+        .collect();
+    (report.started_at, report.series) = (at, series);
     Ok(report)
 }
 
@@ -214,29 +224,37 @@ fn started(at: &str) -> Result<SystemTime, humantime::TimestampError> {
     humantime::parse_rfc3339(at)
 }
 
-/// The earliest start and the shards' series on its clock, when every shard has both.
-fn aligned(inputs: &[(PathBuf, ReportIn)]) -> Result<(Option<String>, Option<Series>), MergeError> {
+/// The earliest start (RFC 3339), the shards' series on its clock (when every shard has both),
+/// and the seconds the first shard started after it.
+type Aligned = (Option<String>, Option<Series>, f64);
+
+/// The shards on one clock: see [`Aligned`].
+fn aligned(inputs: &[(PathBuf, ReportIn)]) -> Result<Aligned, MergeError> {
     let mut starts = Vec::new();
     for (path, r) in inputs {
         let at = r.started_at.as_deref().map(started).transpose();
         match at.map_err(|e| MergeError::Invalid(path.into(), e.to_string()))? {
             Some(t) => starts.push(t),
-            None => return Ok((None, None)),
+            None => return Ok((None, None, 0.0)),
         }
     }
     let Some(&origin) = starts.iter().min() else {
-        return Ok((None, None));
+        return Ok((None, None, 0.0));
+    };
+    let offset = |start: &SystemTime| {
+        start
+            .duration_since(origin)
+            .unwrap_or_default()
+            .as_secs_f64()
     };
     let at = Some(humantime::format_rfc3339_millis(origin).to_string());
+    let first = offset(&starts[0]);
     let mut shards = Vec::new();
     for ((path, r), start) in inputs.iter().zip(&starts) {
         let Some(series) = &r.series else {
-            return Ok((at, None));
+            return Ok((at, None, first));
         };
-        let offset = start
-            .duration_since(origin)
-            .unwrap_or_default()
-            .as_secs_f64();
+        let offset = offset(start);
         if offset > MAX_SECONDS {
             return Err(MergeError::Invalid(
                 path.into(),
@@ -245,7 +263,7 @@ fn aligned(inputs: &[(PathBuf, ReportIn)]) -> Result<(Option<String>, Option<Ser
         }
         shards.push((offset, series));
     }
-    Ok((at, Some(Series::aligned(&shards))))
+    Ok((at, Some(Series::aligned(&shards)), first))
 }
 
 /// Adds one shard's numbers of one order type into `s`, checking that its histograms hold

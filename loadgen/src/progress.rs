@@ -14,8 +14,9 @@ use tokio::time::Instant;
 
 use crate::config::RunConfig;
 use crate::recorder::Recorder;
+use crate::sampler::Sampler;
 use crate::schedule::Plan;
-use crate::series::{Sampler, Series};
+use crate::series::Series;
 
 /// Seconds between ticks.
 const TICK: Duration = Duration::from_secs(1);

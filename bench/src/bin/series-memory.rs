@@ -13,8 +13,8 @@ use loadgen::dispatch::StopReason;
 use loadgen::outcome::OutcomeClass;
 use loadgen::recorder::Recorder;
 use loadgen::report::{Report, Thresholds};
+use loadgen::sampler::Sampler;
 use loadgen::schedule::{Plan, Profile, Shape};
-use loadgen::series::Sampler;
 use order_server::contract::OrderType;
 
 fn main() {
