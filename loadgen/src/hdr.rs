@@ -102,8 +102,6 @@ pub fn decode(text: &str) -> Result<Histogram<u64>, HdrError> {
         .map_err(|e| HdrError::Decode(format!("{e:?}")))
 }
 
-/// The percentile distribution of `h` (recorded in microseconds) in HdrHistogram's text
-/// format, values in milliseconds: the layout of Java's `outputPercentileDistribution`.
 /// The rows of [`write_percentiles`] below the 100th percentile, as (quantile, milliseconds):
 /// the points HdrHistogram's plotter draws.
 pub fn distribution(h: &Histogram<u64>) -> Vec<(f64, f64)> {
@@ -118,6 +116,8 @@ pub fn distribution(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The percentile distribution of `h` (recorded in microseconds) in HdrHistogram's text
+/// format, values in milliseconds: the layout of Java's `outputPercentileDistribution`.
 pub fn write_percentiles(h: &Histogram<u64>, w: &mut impl Write) -> io::Result<()> {
     const SCALE: f64 = 1000.0;
     let digits = usize::from(h.sigfig());

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::dispatch::StopReason;
 use crate::hdr;
 use crate::outcome::OutcomeClass;
-use crate::recorder::TypeStats;
+use crate::recorder::{Counts, TypeStats};
 use crate::report::{PhaseSpan, Report, ShardInfo, Thresholds, SCHEMA_VERSION};
 use crate::series::Series;
 
@@ -44,8 +44,11 @@ pub enum MergeError {
     Overflow,
 }
 
-/// Reports larger than this are not a load generator's (they hold a few hundred KB).
-const MAX_REPORT_BYTES: u64 = 64 << 20;
+/// Reports larger than this are not a load generator's: the largest, with a full time series,
+/// holds about 2.5 MB.
+const MAX_REPORT_BYTES: u64 = 16 << 20;
+/// The longest target, scenario or phase name a report may carry.
+const MAX_TEXT_BYTES: usize = 4096;
 /// The longest run a report can describe: the duration flags' own limit.
 const MAX_SECONDS: f64 = 366.0 * 86_400.0;
 
@@ -75,6 +78,23 @@ struct TypeIn {
     outcomes: BTreeMap<String, u64>,
     target_rate: f64,
     histograms: HistogramsIn,
+}
+
+impl TypeIn {
+    /// The counts the type's series must add up to.
+    fn counts(&self) -> Counts {
+        let mut outcomes = [0; 6];
+        for class in OutcomeClass::ALL {
+            outcomes[class.index()] = self.outcomes.get(class.as_str()).copied().unwrap_or(0);
+        }
+        Counts {
+            scheduled: self.scheduled,
+            sent: self.sent,
+            late: self.late,
+            skipped: self.skipped,
+            outcomes,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,13 +171,30 @@ fn read(path: &Path) -> Result<(PathBuf, ReportIn), MergeError> {
     if count == 0 || index >= count {
         return Err(invalid(format!("shard {index}/{count} is not a shard")));
     }
-    if let Some(why) = report.series.as_ref().and_then(|s| s.invalid(MAX_SECONDS)) {
-        return Err(invalid(why));
+    if let Some(series) = &report.series {
+        let totals = [&report.food, &report.clothing].map(TypeIn::counts);
+        if let Some(why) = series.invalid(MAX_SECONDS, &totals) {
+            return Err(invalid(why));
+        }
     }
     if report.phases.len() > 10_000 {
         return Err(invalid(format!(
             "{} phases: more than any plan",
             report.phases.len()
+        )));
+    }
+    // Text the page repeats (a phase's name is on every plot) is kept to a sane length.
+    let long = [
+        report.target.as_str(),
+        report.scenario.as_deref().unwrap_or(""),
+    ]
+    .into_iter()
+    .chain(report.phases.iter().map(|p| p.name.as_str()))
+    .find(|t| t.len() > MAX_TEXT_BYTES);
+    if let Some(text) = long {
+        return Err(invalid(format!(
+            "a name of {} bytes (target, scenario or phase): longer than {MAX_TEXT_BYTES}",
+            text.len()
         )));
     }
     if let Some(at) = &report.started_at {
@@ -174,14 +211,17 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
         .collect::<Result<Vec<_>, _>>()?;
     check_shards(&inputs)?;
     let first = &inputs.first().ok_or(MergeError::Empty)?.1;
+    let clock = clock(&inputs)?;
+    let offset = |i: usize| clock.as_ref().map_or(0.0, |(_, offsets)| offsets[i]);
     let mut stats = [TypeStats::new(), TypeStats::new()];
     // Requests asked for: each shard's target rate over its own duration, so a shard cut
     // short asks for less.
     let mut asked = [0.0; 2];
+    // The whole run: from the first start to the last end (on one clock, when known).
     let mut elapsed: f64 = 0.0;
     let mut stopped_by = first.stopped_by;
-    for (path, r) in &inputs {
-        elapsed = elapsed.max(r.duration_seconds);
+    for (i, (path, r)) in inputs.iter().enumerate() {
+        elapsed = elapsed.max(offset(i) + r.duration_seconds);
         if r.stopped_by == StopReason::Interrupted {
             stopped_by = StopReason::Interrupted;
         }
@@ -204,18 +244,20 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
         target_rates,
         thresholds,
     );
-    let (at, series, first_offset) = aligned(&inputs)?;
-    // The phases of the first shard, on the merged clock.
-    report.phases = first
-        .phases
-        .iter()
-        .map(|p| PhaseSpan {
-            name: p.name.clone(),
-            start_seconds: p.start_seconds + first_offset,
-            end_seconds: p.end_seconds.map(|e| e + first_offset),
-        })
-        .collect();
-    (report.started_at, report.series) = (at, series);
+    // The phases as the shard that started first ran them: on the merged clock as they are.
+    let earliest = (0..inputs.len())
+        .min_by(|&a, &b| offset(a).total_cmp(&offset(b)))
+        .unwrap_or(0);
+    report.phases = inputs[earliest].1.phases.clone();
+    if let Some((origin, offsets)) = &clock {
+        report.started_at = Some(humantime::format_rfc3339_millis(*origin).to_string());
+        let shards: Option<Vec<(f64, &Series)>> = inputs
+            .iter()
+            .zip(offsets)
+            .map(|((_, r), &off)| r.series.as_ref().map(|s| (off, s)))
+            .collect();
+        report.series = shards.and_then(|s| Series::aligned(&s));
+    }
     Ok(report)
 }
 
@@ -224,46 +266,35 @@ fn started(at: &str) -> Result<SystemTime, humantime::TimestampError> {
     humantime::parse_rfc3339(at)
 }
 
-/// The earliest start (RFC 3339), the shards' series on its clock (when every shard has both),
-/// and the seconds the first shard started after it.
-type Aligned = (Option<String>, Option<Series>, f64);
-
-/// The shards on one clock: see [`Aligned`].
-fn aligned(inputs: &[(PathBuf, ReportIn)]) -> Result<Aligned, MergeError> {
+/// The shards on one clock: the earliest start and the seconds each started after it; `None`
+/// if a shard does not say when it started.
+fn clock(inputs: &[(PathBuf, ReportIn)]) -> Result<Option<(SystemTime, Vec<f64>)>, MergeError> {
     let mut starts = Vec::new();
     for (path, r) in inputs {
         let at = r.started_at.as_deref().map(started).transpose();
         match at.map_err(|e| MergeError::Invalid(path.into(), e.to_string()))? {
             Some(t) => starts.push(t),
-            None => return Ok((None, None, 0.0)),
+            None => return Ok(None),
         }
     }
     let Some(&origin) = starts.iter().min() else {
-        return Ok((None, None, 0.0));
+        return Ok(None);
     };
-    let offset = |start: &SystemTime| {
-        start
+    let mut offsets = Vec::new();
+    for ((path, _), start) in inputs.iter().zip(&starts) {
+        let offset = start
             .duration_since(origin)
             .unwrap_or_default()
-            .as_secs_f64()
-    };
-    let at = Some(humantime::format_rfc3339_millis(origin).to_string());
-    let first = offset(&starts[0]);
-    let mut shards = Vec::new();
-    for ((path, r), start) in inputs.iter().zip(&starts) {
-        let Some(series) = &r.series else {
-            return Ok((at, None, first));
-        };
-        let offset = offset(start);
+            .as_secs_f64();
         if offset > MAX_SECONDS {
             return Err(MergeError::Invalid(
                 path.into(),
                 format!("started {offset:.0} s after the first shard: not the same run"),
             ));
         }
-        shards.push((offset, series));
+        offsets.push(offset);
     }
-    Ok((at, Some(Series::aligned(&shards)), first))
+    Ok(Some((origin, offsets)))
 }
 
 /// Adds one shard's numbers of one order type into `s`, checking that its histograms hold

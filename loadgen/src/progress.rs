@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::RunConfig;
-use crate::recorder::Recorder;
+use crate::recorder::{Counts, Recorder, Window};
 use crate::sampler::Sampler;
 use crate::schedule::Plan;
 use crate::series::Series;
@@ -26,7 +26,6 @@ pub struct Progress {
     task: JoinHandle<Option<Sampler>>,
     stop: tokio::sync::oneshot::Sender<()>,
     bar: Option<ProgressBar>,
-    recorder: Arc<Recorder>,
 }
 
 impl Progress {
@@ -44,31 +43,25 @@ impl Progress {
             .series
             .then(|| Sampler::new(plan.clone(), TICK.as_secs_f64()));
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(tick(
-            plan,
-            Arc::clone(&recorder),
-            start,
-            bar.clone(),
-            sampler,
-            stopped,
-        ));
-        Progress {
-            task,
-            stop,
-            bar,
-            recorder,
-        }
+        let task = tokio::spawn(tick(plan, recorder, start, bar.clone(), sampler, stopped));
+        Progress { task, stop, bar }
     }
 
-    /// Stops the tick; the series, if the run keeps one, closed `elapsed` into the run with the
-    /// recorder's final numbers.
-    pub async fn finish(self, elapsed: Duration) -> Option<Series> {
+    /// Stops the tick; the series, if the run keeps one, closed `elapsed` into the run with
+    /// `last` (the recorder's final counts and last interval, [`Recorder::close`]). The plan
+    /// asked for nothing after `schedule_end`.
+    pub async fn finish(
+        self,
+        elapsed: Duration,
+        schedule_end: f64,
+        last: &[(Counts, Window); 2],
+    ) -> Option<Series> {
         let _ = self.stop.send(());
         let sampler = self.task.await.ok().flatten();
         if let Some(b) = self.bar {
             b.finish_and_clear();
         }
-        sampler.map(|s| s.finish(elapsed.as_secs_f64(), &self.recorder.take_window()))
+        sampler.map(|s| s.finish(elapsed.as_secs_f64(), schedule_end, last))
     }
 }
 

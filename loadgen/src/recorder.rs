@@ -287,14 +287,29 @@ impl Recorder {
     /// Counts so far, and the latencies since the previous call, which start afresh. The
     /// fresh histograms are made before the lock is taken.
     pub fn take_window(&self) -> [(Counts, Window); 2] {
-        let mut fresh = [Window::new(), Window::new()];
+        let fresh = [Window::new(), Window::new()];
+        self.swap_windows(&mut self.lock(), fresh)
+    }
+
+    /// The final numbers and the last interval, from one look under the lock, so the time
+    /// series' last point and the report's totals agree even while a request the drain gave
+    /// up on is still being recorded.
+    pub fn close(&self) -> ([TypeStats; 2], [(Counts, Window); 2]) {
+        let fresh = [Window::new(), Window::new()];
+        let mut s = self.lock();
+        let last = self.swap_windows(&mut s, fresh);
+        (self.copy(&s), last)
+    }
+
+    fn swap_windows(
+        &self,
+        s: &mut [TypeStats; 2],
+        mut fresh: [Window; 2],
+    ) -> [(Counts, Window); 2] {
         let mut counts = [Counts::default(); 2];
-        {
-            let mut s = self.lock();
-            for ((stats, fresh), counts) in s.iter_mut().zip(&mut fresh).zip(&mut counts) {
-                *counts = stats.counts();
-                std::mem::swap(&mut stats.window, fresh);
-            }
+        for ((stats, fresh), counts) in s.iter_mut().zip(&mut fresh).zip(&mut counts) {
+            *counts = stats.counts();
+            std::mem::swap(&mut stats.window, fresh);
         }
         for (c, n) in counts.iter_mut().zip(&self.scheduled) {
             c.scheduled = n.load(Ordering::Relaxed);

@@ -156,14 +156,14 @@ pub async fn run_publishing(
     if let Some(t) = fault_task {
         t.abort();
     }
-    let series = progress.finish(elapsed).await;
-
     // What the plan asked for over the time the schedule ran: up to the end for a run that
     // ran its length, up to the stop otherwise.
     let ran = match (stopped_by, cfg.duration) {
         (StopReason::Duration, Some(d)) => d.as_secs_f64(),
         _ => elapsed.as_secs_f64(),
     };
+    let (stats, last) = recorder.close();
+    let series = progress.finish(elapsed, ran, &last).await;
     let target_rates = OrderType::ALL.map(|t| match ran > 0.0 {
         true => cfg.plan.asked(t, ran) / ran,
         false => 0.0,
@@ -173,7 +173,7 @@ pub async fn run_publishing(
         cfg.scenario.clone(),
         stopped_by,
         elapsed,
-        &recorder.snapshot(),
+        &stats,
         target_rates,
         &cfg.thresholds,
     );

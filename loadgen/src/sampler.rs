@@ -62,8 +62,9 @@ impl Sampler {
 
     /// The series, with a last point for the time since the last one (the run's end, drain
     /// and the requests it never sent included), at least a millisecond wide so that its
-    /// counts make a finite rate.
-    pub fn finish(mut self, t: f64, now: &[(Counts, Window); 2]) -> Series {
+    /// counts make a finite rate. Past `schedule_end` (where the dispatch stopped) the plan
+    /// asks for nothing: ticks during the drain asked as if it went on.
+    pub fn finish(mut self, t: f64, schedule_end: f64, now: &[(Counts, Window); 2]) -> Series {
         for (p, (_, w)) in self.pending.iter_mut().zip(now) {
             p.add(w);
         }
@@ -72,11 +73,12 @@ impl Sampler {
             self.close(t.max(self.last_t + MIN_WIDTH), now);
             // A sliver after the last tick joins the point before it, which would otherwise
             // show its few requests as a rate over a millisecond.
-            let width = self.series.interval_seconds * f64::from(self.every);
-            if self.series.len() >= 2 && t - self.series.t[self.series.len() - 2] < width / 4.0 {
+            let n = self.series.len();
+            if n >= 2 && t - self.series.t[n - 2] < self.series.interval_seconds / 4.0 {
                 self.series.merge_tail();
             }
         }
+        self.series.ask_nothing_after(&self.plan, schedule_end);
         self.series
     }
 
@@ -175,7 +177,7 @@ mod tests {
         let mut end = at(5, &[Window::new(), Window::new()]);
         end[0].0.skipped = 4;
         end[0].0.scheduled += 4;
-        let series = s.finish(5.6, &end);
+        let series = s.finish(5.6, 5.6, &end);
         assert_eq!(series.len(), 6);
         assert_eq!(series.t[5], 5.6);
         let f = &series.food;
@@ -197,7 +199,7 @@ mod tests {
         assert!((f.asked[5] - 6.0).abs() < 1e-9, "{:?}", f.asked);
         assert!((sum_f(&f.asked) - 56.0).abs() < 1e-9);
         assert!(series.clothing.corrected_p50_ms.iter().all(Option::is_none));
-        assert_eq!(series.invalid(1e6), None);
+        assert_eq!(series.invalid(1e6, &[end[0].0, end[1].0]), None);
     }
 
     fn sum_f(c: &[f64]) -> f64 {
@@ -210,7 +212,7 @@ mod tests {
         let w = [Window::new(), Window::new()];
         s.tick(1.0, &at(1, &w));
         s.tick(2.0, &at(2, &w));
-        let series = s.finish(2.05, &at(3, &w));
+        let series = s.finish(2.05, 2.05, &at(3, &w));
         assert_eq!(series.t, [1.0, 2.05]);
         assert_eq!(series.food.sent, [10, 20]);
     }
@@ -223,14 +225,16 @@ mod tests {
         for k in 1..=ticks {
             s.tick(k as f64, &at(k, &w));
         }
-        let series = s.finish(ticks as f64 + 0.5, &at(ticks + 1, &w));
+        let end = ticks as f64 + 0.5;
+        let series = s.finish(end, end, &at(ticks + 1, &w));
         assert!(series.len() <= MAX_POINTS, "{}", series.len());
         assert_eq!(series.interval_seconds, 4.0);
         assert_eq!(sum(&series.food.sent), 10 * (ticks + 1));
         assert_eq!(sum(&series.food.outcomes["2xx"]), 8 * (ticks + 1));
         assert!((sum_f(&series.food.asked) - 10.0 * (ticks as f64 + 0.5)).abs() < 1e-6);
         assert!(series.t.windows(2).all(|p| p[0] < p[1]));
-        assert_eq!(series.invalid(1e6), None);
+        let last = at(ticks + 1, &w);
+        assert_eq!(series.invalid(1e6, &[last[0].0, last[1].0]), None);
     }
 
     #[test]
@@ -241,19 +245,41 @@ mod tests {
             for k in 1..=ticks {
                 s.tick(k as f64, &at(k, &w));
             }
-            s.finish(ticks as f64, &at(ticks, &w))
+            s.finish(ticks as f64, ticks as f64, &at(ticks, &w))
         };
         let (a, b) = (one(10), one(10));
         // b started 2.5 s after a.
-        let merged = Series::aligned(&[(0.0, &a), (2.5, &b)]);
+        let merged = Series::aligned(&[(0.0, &a), (2.5, &b)]).expect("points");
         assert_eq!(merged.interval_seconds, 1.0);
         assert_eq!(merged.len(), 13);
         assert_eq!(sum(&merged.food.sent), 200);
         assert_eq!(merged.food.sent[0], 10, "only a in the first second");
         assert_eq!(merged.food.sent[3], 20, "both from 3 s");
         assert_eq!(*merged.t.last().expect("points"), 12.5);
-        assert_eq!(merged.invalid(1e6), None);
-        assert_eq!(Series::aligned(&[]), Series::default());
+        let mut both = at(10, &[Window::new(), Window::new()]).map(|(c, _)| c);
+        both[0] = Counts {
+            scheduled: 200,
+            sent: 200,
+            late: 20,
+            skipped: 0,
+            outcomes: both[0].outcomes.map(|n| 2 * n),
+        };
+        assert_eq!(merged.invalid(1e6, &both), None);
+        assert_eq!(Series::aligned(&[]), None);
+        assert_eq!(Series::aligned(&[(0.0, &Series::default())]), None);
+    }
+
+    #[test]
+    fn the_drain_asks_for_nothing() {
+        // The schedule stopped at 3 s; ticks went on through a 2-second drain.
+        let mut s = Sampler::new(plan(10.0, 0.0), 1.0);
+        let w = [Window::new(), Window::new()];
+        for k in 1..=5u64 {
+            s.tick(k as f64, &at(k.min(3), &w));
+        }
+        let series = s.finish(5.0, 2.5, &at(3, &w));
+        let asked: Vec<f64> = series.food.asked.iter().map(|a| a.round()).collect();
+        assert_eq!(asked, [10.0, 10.0, 5.0, 0.0, 0.0]);
     }
 
     #[test]
@@ -261,18 +287,34 @@ mod tests {
         let mut s = Sampler::new(plan(10.0, 0.0), 1.0);
         let w = [Window::new(), Window::new()];
         s.tick(1.0, &at(1, &w));
-        let good = s.finish(1.5, &at(2, &w));
-        let mut short = good.clone();
-        short.food.sent.pop();
-        assert!(short.invalid(1e6).is_some_and(|e| e.contains("lengths")));
-        let mut back = good.clone();
-        back.t[1] = 0.5;
-        assert!(back.invalid(1e6).is_some_and(|e| e.contains("order")));
-        let mut nan = good.clone();
-        nan.food.asked[0] = f64::NAN;
-        assert!(nan.invalid(1e6).is_some());
-        let mut zero = good;
-        zero.interval_seconds = 0.0;
-        assert!(zero.invalid(1e6).is_some());
+        let good = s.finish(1.5, 1.5, &at(2, &w));
+        let totals = at(2, &w).map(|(c, _)| c);
+        assert_eq!(good.invalid(1e6, &totals), None);
+        let damaged = |change: &dyn Fn(&mut Series), says: &str| {
+            let mut bad = good.clone();
+            change(&mut bad);
+            let why = bad.invalid(1e6, &totals);
+            assert!(
+                why.as_deref().is_some_and(|w| w.contains(says)),
+                "{says}: {why:?}"
+            );
+        };
+        damaged(&|s| _ = s.food.sent.pop(), "lengths");
+        damaged(&|s| s.t[1] = 0.5, "order");
+        damaged(&|s| s.food.asked[0] = f64::NAN, "out of range");
+        damaged(&|s| s.food.asked[0] = 1.7e308, "out of range");
+        damaged(
+            &|s| s.food.corrected_p99_ms[0] = Some(1.7e308),
+            "out of range",
+        );
+        damaged(&|s| s.food.corrected_p99_ms[0] = Some(-1.0), "out of range");
+        damaged(&|s| s.interval_seconds = 0.0, "interval_seconds");
+        damaged(&|s| _ = s.clothing.outcomes.remove("2xx"), "six classes");
+        damaged(
+            &|s| _ = s.clothing.outcomes.insert("bogus".into(), vec![0, 0]),
+            "six classes",
+        );
+        damaged(&|s| s.food.sent[0] += 1, "does not add up");
+        damaged(&|s| s.food.sent[0] = u64::MAX, "does not add up");
     }
 }

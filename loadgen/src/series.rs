@@ -11,8 +11,13 @@ use std::collections::BTreeMap;
 use order_server::contract::OrderType;
 use serde::{Deserialize, Serialize};
 
+use crate::hdr;
 use crate::outcome::OutcomeClass;
 use crate::recorder::Counts;
+
+/// The most requests a second a series may say were asked for: the highest target rate merge
+/// accepts.
+const MAX_ASKED_RATE: f64 = 1e6;
 
 /// At most this many points before they merge in pairs: a run keeps one a second for over an
 /// hour (68 minutes), one every two seconds to 2 h 16 min, and so on; about 1.4 MB at most.
@@ -26,7 +31,9 @@ pub const MAX_POINTS: usize = 4096;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Series {
-    /// Seconds a point covers; the last point may cover less (the run ended within it).
+    /// Seconds a point covers. The last may cover less (the run ended within it) or more (a
+    /// sliver after the last tick joins it; in a merge, it reaches the last shard's end);
+    /// points past the schedule's end hold the drain's answers.
     pub interval_seconds: f64,
     /// Seconds from the start of the run to the end of each point's interval.
     pub t: Vec<f64>,
@@ -164,7 +171,15 @@ impl TypeSeries {
         ]
     }
 
-    /// Every column as long as `asked`, every outcome class named once.
+    /// Every outcome class named, and nothing else.
+    fn has_every_class(&self) -> bool {
+        self.outcomes.len() == OutcomeClass::ALL.len()
+            && OutcomeClass::ALL
+                .iter()
+                .all(|c| self.outcomes.contains_key(c.as_str()))
+    }
+
+    /// Every column as long as `asked`.
     fn is_square(&self) -> bool {
         let n = self.len();
         let pct = [
@@ -178,10 +193,23 @@ impl TypeSeries {
             .iter()
             .all(|c| c.len() == n)
             && pct.iter().all(|c| c.len() == n)
-            && self.outcomes.len() == OutcomeClass::ALL.len()
-            && OutcomeClass::ALL
-                .iter()
-                .all(|c| self.outcomes.get(c.as_str()).is_some_and(|v| v.len() == n))
+            && self.outcomes.values().all(|v| v.len() == n)
+    }
+
+    /// The columns' totals, `None` if they overflow.
+    pub fn sums(&self) -> Option<Counts> {
+        let sum = |c: &[u64]| c.iter().try_fold(0u64, |a, &b| a.checked_add(b));
+        let mut outcomes = [0; 6];
+        for class in OutcomeClass::ALL {
+            outcomes[class.index()] = sum(self.outcomes.get(class.as_str())?)?;
+        }
+        Some(Counts {
+            scheduled: sum(&self.scheduled)?,
+            sent: sum(&self.sent)?,
+            late: sum(&self.late)?,
+            skipped: sum(&self.skipped)?,
+            outcomes,
+        })
     }
 }
 
@@ -212,6 +240,21 @@ impl Series {
         self.t.push(t);
         for o in OrderType::ALL {
             self.of_mut(o).push(&points[o.index()]);
+        }
+    }
+
+    /// Points that end after `end` ask for what `plan` asked up to `end` only (the ones
+    /// wholly after it, for nothing).
+    pub(crate) fn ask_nothing_after(&mut self, plan: &crate::schedule::Plan, end: f64) {
+        for i in (0..self.len()).rev() {
+            if self.t[i] <= end {
+                break;
+            }
+            let begin = if i == 0 { 0.0 } else { self.t[i - 1] };
+            for o in OrderType::ALL {
+                let asked = plan.asked_between(o, begin.min(end), end);
+                self.of_mut(o).asked[i] = asked;
+            }
         }
     }
 
@@ -251,9 +294,12 @@ impl Series {
         }
     }
 
-    /// Why this series (read from a report) cannot be used, if it cannot: columns of unequal
-    /// length, times that are not finite, increasing and within `max_seconds`, too many points.
-    pub fn invalid(&self, max_seconds: f64) -> Option<String> {
+    /// Why this series (read from a report) cannot be used, if it cannot: too many points,
+    /// columns of unequal length or outcome classes other than the six, times that are not
+    /// finite, increasing and within `max_seconds`, percentiles beyond the histograms' range,
+    /// more asked for than a million a second, or counts that do not add up to `totals` (the
+    /// report's own, per order type).
+    pub fn invalid(&self, max_seconds: f64, totals: &[Counts; 2]) -> Option<String> {
         let i = self.interval_seconds;
         if !(i.is_finite() && i > 0.0 && i <= max_seconds) {
             return Some(format!("series interval_seconds {i} is out of range"));
@@ -263,6 +309,9 @@ impl Series {
                 "series of {} points: more than any run",
                 self.len()
             ));
+        }
+        if !(self.food.has_every_class() && self.clothing.has_every_class()) {
+            return Some("series outcomes must name the six classes, each once".into());
         }
         let square = |s: &TypeSeries| s.len() == self.len() && s.is_square();
         if !(square(&self.food) && square(&self.clothing)) {
@@ -275,9 +324,10 @@ impl Series {
             }
             last = t;
         }
-        let pct_ok = |v: &Option<f64>| v.is_none_or(|x| x.is_finite() && x >= 0.0);
-        let asked_ok = |v: &f64| v.is_finite() && *v >= 0.0;
-        for s in [&self.food, &self.clothing] {
+        // The recorder clamps at HIGHEST; a quantile reads its bucket's top, a hair above.
+        let max_ms = hdr::HIGHEST as f64 / 1000.0 * 1.01;
+        let pct_ok = |v: &Option<f64>| v.is_none_or(|x| (0.0..=max_ms).contains(&x));
+        for (o, s) in OrderType::ALL.iter().zip([&self.food, &self.clothing]) {
             let mut pct = [
                 &s.corrected_p50_ms,
                 &s.corrected_p99_ms,
@@ -287,8 +337,19 @@ impl Series {
             ]
             .into_iter()
             .flatten();
-            if !s.asked.iter().all(asked_ok) || !pct.all(pct_ok) {
-                return Some("series values out of range".into());
+            let mut begin = 0.0;
+            let asked_ok = s.asked.iter().zip(&self.t).all(|(&a, &t)| {
+                let most = MAX_ASKED_RATE * (t - begin + i);
+                begin = t;
+                (0.0..=most).contains(&a)
+            });
+            if !asked_ok || !pct.all(pct_ok) {
+                return Some(format!("series values of {o} out of range"));
+            }
+            if s.sums().as_ref() != Some(&totals[o.index()]) {
+                return Some(format!(
+                    "the {o} series does not add up to the report's {o} counts"
+                ));
             }
         }
         None
@@ -297,9 +358,11 @@ impl Series {
     /// Shards' series on one clock: each given with the seconds its run started after the
     /// earliest. A point falls into the interval (of the coarsest shard's width, counted from
     /// the earliest start, doubled until there are at most [`MAX_POINTS`]) that holds its
-    /// middle, so one shard's points map one to one; empty intervals between shards stay, with
-    /// zero counts.
-    pub fn aligned(shards: &[(f64, &Series)]) -> Series {
+    /// middle, so one shard's points map one to one while its ticks are on time; empty
+    /// intervals between shards stay, with zero counts. A point's `t` is its interval's end,
+    /// the last one's the end of the last shard.
+    /// `None` when no shard has a point.
+    pub fn aligned(shards: &[(f64, &Series)]) -> Option<Series> {
         let mut interval = shards
             .iter()
             .map(|(_, s)| s.interval_seconds)
@@ -309,7 +372,7 @@ impl Series {
             .filter_map(|(off, s)| s.t.last().map(|t| off + t))
             .fold(0.0, f64::max);
         if interval <= 0.0 || shards.iter().all(|(_, s)| s.is_empty()) {
-            return Series::default();
+            return None;
         }
         while (end / interval).ceil() > MAX_POINTS as f64 {
             interval *= 2.0;
@@ -333,9 +396,16 @@ impl Series {
             interval_seconds: interval,
             ..Series::default()
         };
+        // The last interval ends with the last shard.
+        let last = points.len() - 1;
         for (k, p) in points.iter().enumerate() {
-            out.push(((k + 1) as f64 * interval).min(end), p);
+            let t = if k == last {
+                end
+            } else {
+                (k + 1) as f64 * interval
+            };
+            out.push(t.min(end), p);
         }
-        out
+        Some(out)
     }
 }

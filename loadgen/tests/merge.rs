@@ -82,9 +82,15 @@ async fn two_shards_merge_into_the_servers_counts_and_one_histograms_percentiles
         Some(a.food.outcomes["2xx"] + b.food.outcomes["2xx"])
     );
     // The target rates add up to the whole run's, each weighted by how long its shard ran
-    // (the two ran 2 s each, to within the milliseconds their stops took).
+    // (2 s each), over the whole run: from the first start to the last end, milliseconds
+    // longer than either.
+    let span = merged["duration_seconds"].as_f64().expect("duration");
+    assert!((2.0..2.5).contains(&span), "{span}");
     let target = total["target_rate"].as_f64().expect("rate");
-    assert!((target - 180.0).abs() < 0.2, "{target}");
+    assert!(
+        (target - 180.0 * 2.0 / span).abs() < 0.2,
+        "{target} over {span} s"
+    );
 
     // One histogram fed every sample: the two shards' histograms added.
     let mut all = loadgen::hdr::decode(&a.total.histograms.corrected).expect("a");
@@ -245,6 +251,8 @@ async fn hostile_reports_are_refused_not_merged_in_part() {
             variant("counts.json", &|r| {
                 let n = r["food"]["outcomes"]["2xx"].as_u64().unwrap_or(0);
                 r["food"]["outcomes"]["2xx"] = (n + 5).into();
+                // Without a series to disagree with first.
+                r["series"] = serde_json::Value::Null;
             }),
             "samples where the counts say",
         ),
@@ -291,6 +299,25 @@ async fn hostile_reports_are_refused_not_merged_in_part() {
             "series columns of different lengths",
         ),
         (
+            variant("sums.json", &|r| {
+                let sent = &mut r["series"]["food"]["sent"][0];
+                *sent = (sent.as_u64().unwrap_or(0) + 1_000_000).into();
+            }),
+            "the food series does not add up to the report's food counts",
+        ),
+        (
+            variant("huge.json", &|r| {
+                r["series"]["food"]["corrected_p99_ms"][0] = 1.7e308.into();
+            }),
+            "series values of food out of range",
+        ),
+        (
+            variant("phase.json", &|r| {
+                r["phases"] = serde_json::json!([{"name": "x".repeat(5000), "start_seconds": 0.0, "end_seconds": null}]);
+            }),
+            "a name of 5000 bytes",
+        ),
+        (
             variant("started.json", &|r| r["started_at"] = "yesterday".into()),
             "started_at \"yesterday\"",
         ),
@@ -315,6 +342,7 @@ async fn hostile_reports_are_refused_not_merged_in_part() {
         move |r: &mut serde_json::Value| {
             r["food"]["scheduled"] = u64::MAX.into();
             r["shard"] = serde_json::json!({"index": i, "count": 2});
+            r["series"] = serde_json::Value::Null;
         }
     };
     let (a, b) = (variant("o0.json", &half(0)), variant("o1.json", &half(1)));

@@ -64,14 +64,15 @@ fn main() {
         }
     }
     let end = seconds as f64 + 0.5;
-    let series_out = sampler.map(|s| s.finish(end, &recorder.take_window()));
+    let (stats, last) = recorder.close();
+    let series_out = sampler.map(|s| s.finish(end, end, &last));
     let points = series_out.as_ref().map_or(0, |s| s.len());
     let mut report = Report::build(
         "http://127.0.0.1:1/".into(),
         None,
         StopReason::Duration,
         Duration::from_secs_f64(end),
-        &recorder.snapshot(),
+        &stats,
         [rate as f64 * 2.0 / 3.0, rate as f64 / 3.0],
         &Thresholds::default(),
     );

@@ -7,7 +7,7 @@
 //! Why hand-drawn SVG and not `plotters` or a JS chart library: each drawn series carries
 //! `data-series` and a `<title>` (what the tooltips and the browser test read), the `1/(1-p)`
 //! axis is a custom one either way, text is laid out by the browser without a font backend at
-//! build time, and an hour-long run's page stays well under a megabyte with no script.
+//! build time, and an hour-long run's page is about a megabyte with no script.
 
 use std::io::{self, Write};
 

@@ -11,6 +11,8 @@ const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 34.0;
+/// More ticks than any axis here draws.
+const MAX_TICKS: usize = 24;
 
 /// How the x axis is labelled.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,9 +53,10 @@ impl Chart {
         y_unit: &'static str,
     ) -> Self {
         let x = if x.1 > x.0 { x } else { (x.0, x.0 + 1.0) };
-        // Nothing above zero still gets an axis from 0 to 1.
-        let y_max = if y_max.is_finite() && y_max > 0.0 {
-            y_max
+        // Nothing above zero (or too little to tick) still gets an axis from 0 to 1; the top
+        // stays finite (what a merge accepts is far below this bound).
+        let y_max = if y_max.is_finite() && y_max > 1e-9 {
+            y_max.min(1e15)
         } else {
             1.0
         };
@@ -215,8 +218,12 @@ impl Chart {
 
     fn axes(&self, s: &mut String) {
         let step = nice_step(self.y.1);
-        let mut y = 0.0;
-        while y <= self.y.1 + step * 1e-6 {
+        // A nice step cuts the axis into at most ten parts; the bound holds whatever the floats.
+        for k in 0..=MAX_TICKS {
+            let y = k as f64 * step;
+            if y > self.y.1 + step * 1e-6 {
+                break;
+            }
             let py = self.py(y);
             let _ = write!(
                 s,
@@ -227,18 +234,16 @@ impl Chart {
                 tx = LEFT - 6.0,
                 ty = py + 4.0,
             );
-            y += step;
         }
         let ticks: Vec<(f64, String)> = match self.x_axis {
             XAxis::Seconds => {
                 let step = time_step(self.x.1 - self.x.0);
-                let mut out = Vec::new();
-                let mut t = (self.x.0 / step).ceil() * step;
-                while t <= self.x.1 + step * 1e-6 {
-                    out.push((t, clock(t)));
-                    t += step;
-                }
-                out
+                let first = (self.x.0 / step).ceil();
+                (0..=MAX_TICKS)
+                    .map(|k| (first + k as f64) * step)
+                    .take_while(|t| *t <= self.x.1 + step * 1e-6)
+                    .map(|t| (t, clock(t)))
+                    .collect()
             }
             XAxis::Percentile => ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"]
                 .iter()
@@ -348,6 +353,30 @@ mod tests {
             esc(r#"<a href="x">&'"#),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
+    }
+
+    #[test]
+    fn extreme_values_draw_a_bounded_axis() {
+        for y_max in [1.7e308, f64::INFINITY, 5e-323, -1.0, f64::NAN, 0.0] {
+            for x in [(0.0, 1e300), (0.0, 5e-324), (5.0, 5.0)] {
+                let mut c = Chart::new(200.0, x, y_max, XAxis::Seconds, "");
+                c.line(
+                    "l",
+                    Stroke {
+                        color: "#000",
+                        dashed: false,
+                        width: 1.0,
+                    },
+                    &[(x.0, Some(y_max)), (x.1, Some(5e-323))],
+                );
+                let svg = c.render("t");
+                assert!(svg.len() < 20_000, "{y_max} {x:?}: {} bytes", svg.len());
+                assert!(
+                    !svg.contains("NaN") && !svg.contains("inf"),
+                    "{y_max} {x:?}"
+                );
+            }
+        }
     }
 
     #[test]
