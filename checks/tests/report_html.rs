@@ -16,29 +16,36 @@ use order_metrics_checks::browser::Chromium;
 use order_metrics_checks::repo_root;
 use serde_json::Value;
 
-/// Reads, per `data-series`, the points of its polylines and polygons (as the browser parsed
-/// them) and whether each drew a box; per chart, its phases.
+/// Reads, per `data-series`, the points of its polylines and polygons as the browser parsed
+/// them, whether each drew a box, and its chart's axes; per chart, its phases.
 const PROBE: &str = r#"<script>
-const series = {}, phases = {};
+const series = {}, phases = {}, charts = {}, duplicates = [];
+for (const f of document.querySelectorAll('figure')) {
+  const svg = f.querySelector('svg'), name = f.getAttribute('data-chart');
+  const nums = a => svg.getAttribute(a).split(' ').map(Number);
+  charts[name] = {x: nums('data-x'), y: nums('data-y'), plot: nums('data-plot')};
+  phases[name] = [...f.querySelectorAll('[data-phase]')].map(p => p.getAttribute('data-phase'));
+}
 for (const g of document.querySelectorAll('[data-series]')) {
-  let points = 0, boxes = 0;
+  const name = g.getAttribute('data-series');
+  if (name in series) duplicates.push(name);
+  const xy = [];
+  let boxes = 0;
   for (const el of g.querySelectorAll('polyline, polygon')) {
-    points += el.points.numberOfItems;
+    for (let i = 0; i < el.points.numberOfItems; i++) {
+      const p = el.points.getItem(i);
+      xy.push([p.x, p.y]);
+    }
     const b = el.getBBox();
     if (b.width > 0 || b.height > 0) boxes++;
   }
-  const name = g.getAttribute('data-series');
-  if (name in series) { series[name].duplicate = true; }
-  series[name] = {points, boxes, chart: g.closest('figure').getAttribute('data-chart')};
-}
-for (const f of document.querySelectorAll('figure')) {
-  phases[f.getAttribute('data-chart')] = [...f.querySelectorAll('[data-phase]')].map(p => p.getAttribute('data-phase'));
+  series[name] = {points: xy.length, xy, boxes, chart: g.closest('figure').getAttribute('data-chart')};
 }
 const verdicts = [...document.querySelectorAll('#thresholds tr')].slice(1).map(r => [...r.cells].map(c => c.textContent));
 const summary = [...document.querySelectorAll('#summary tr')].slice(1).map(r => [...r.cells].map(c => c.textContent));
 const out = document.createElement('pre');
 out.id = 'probe';
-out.textContent = JSON.stringify({series, phases, verdicts, summary});
+out.textContent = JSON.stringify({series, phases, charts, duplicates, verdicts, summary});
 document.body.appendChild(out);
 </script>"#;
 
@@ -65,22 +72,57 @@ fn column<'a>(series: &'a Value, t: &str, name: &str) -> &'a Vec<Value> {
     c.as_array().unwrap_or_else(|| panic!("series {t}.{name}"))
 }
 
-/// The series a page must draw for `report` (its JSON), with their point counts: one point
-/// per interval for rates, one per interval with samples for percentiles, both edges of a
-/// stacked area, and one per row below 100 % of the `.hgrm` distribution.
-fn expected(report: &Value, hgrm: &[(&str, &str)]) -> BTreeMap<String, u64> {
+/// What one series must look like on the page.
+#[derive(Debug)]
+enum Drawn {
+    /// A line through these (x, y) data points, in order.
+    Line(Vec<(f64, f64)>),
+    /// A stacked area of this many points.
+    Area(usize),
+}
+
+/// What a page must draw for `report` (its JSON): per series, its points in data units, or
+/// for a stacked area only how many. Rates are counts over each point's width, percentiles
+/// are drawn where there were samples, a stacked area has both edges, and the distribution
+/// has one point per row below 100 % of the `.hgrm` text.
+fn expected(report: &Value, hgrm: &[(&str, &str)]) -> BTreeMap<String, Drawn> {
     let s = &report["series"];
-    let n = s["t"].as_array().expect("t").len() as u64;
+    let t: Vec<f64> = s["t"]
+        .as_array()
+        .expect("t")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let widths: Vec<f64> = t
+        .iter()
+        .scan(0.0, |prev, &x| {
+            let w = (x - *prev).max(1e-3);
+            *prev = x;
+            Some(w)
+        })
+        .collect();
     let mut want = BTreeMap::new();
     let mut classes: BTreeMap<String, u64> = BTreeMap::new();
-    for t in ["food", "clothing"] {
-        if report[t]["scheduled"].as_u64() == Some(0)
-            && report[t]["target_rate"].as_f64() == Some(0.0)
+    for ty in ["food", "clothing"] {
+        if report[ty]["scheduled"].as_u64() == Some(0)
+            && report[ty]["target_rate"].as_f64() == Some(0.0)
         {
             continue;
         }
-        for name in ["asked/s", "sent/s", "ok/s", "late/s", "skipped/s"] {
-            want.insert(format!("{t} {name}"), n);
+        for (name, col) in [
+            ("asked/s", "asked"),
+            ("sent/s", "sent"),
+            ("ok/s", "outcomes.2xx"),
+            ("late/s", "late"),
+            ("skipped/s", "skipped"),
+        ] {
+            let values = column(s, ty, col).iter().filter_map(Value::as_f64);
+            let points = t
+                .iter()
+                .zip(values.zip(&widths))
+                .map(|(&x, (v, w))| (x, v / w))
+                .collect();
+            want.insert(format!("{ty} {name}"), Drawn::Line(points));
         }
         for (name, col) in [
             ("corrected p99", "corrected_p99_ms"),
@@ -89,11 +131,15 @@ fn expected(report: &Value, hgrm: &[(&str, &str)]) -> BTreeMap<String, u64> {
             ("service p50", "service_p50_ms"),
             ("lag p99", "lag_p99_ms"),
         ] {
-            let drawn = column(s, t, col).iter().filter(|v| !v.is_null()).count();
-            want.insert(format!("{t} {name}"), drawn as u64);
+            let points = t
+                .iter()
+                .zip(column(s, ty, col))
+                .filter_map(|(&x, v)| v.as_f64().map(|v| (x, v)))
+                .collect();
+            want.insert(format!("{ty} {name}"), Drawn::Line(points));
         }
         for class in ["2xx", "4xx", "5xx", "timeout", "connect_error", "other"] {
-            let sum: u64 = column(s, t, &format!("outcomes.{class}"))
+            let sum: u64 = column(s, ty, &format!("outcomes.{class}"))
                 .iter()
                 .filter_map(Value::as_u64)
                 .sum();
@@ -102,20 +148,27 @@ fn expected(report: &Value, hgrm: &[(&str, &str)]) -> BTreeMap<String, u64> {
     }
     for (class, sum) in classes {
         if sum > 0 {
-            want.insert(format!("{class}/s"), 2 * n);
+            want.insert(format!("{class}/s"), Drawn::Area(2 * t.len()));
         }
     }
     for (name, text) in hgrm {
-        let rows = text
+        let points = text
             .lines()
-            .filter(|l| l.split_whitespace().count() == 4 && !l.contains("Percentile"))
-            .count();
-        want.insert(name.to_string(), rows as u64);
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|f| f.len() == 4 && f[0] != "Value")
+            .map(|f| {
+                let value: f64 = f[0].parse().expect("value");
+                let q: f64 = f[1].parse().expect("quantile");
+                ((1.0 / (1.0 - q)).log10(), value)
+            })
+            .collect();
+        want.insert(name.to_string(), Drawn::Line(points));
     }
     want
 }
 
-/// Checks the probe's findings against the report.
+/// Checks the probe's findings against the report: every series drawn once, inside its plot,
+/// each line's points where the chart's axes put their values; the verdicts and the totals.
 fn check(seen: &Value, report: &Value, hgrm: &[(&str, &str)], what: &str) {
     let want = expected(report, hgrm);
     let series = seen["series"].as_object().expect("series");
@@ -125,19 +178,53 @@ fn check(seen: &Value, report: &Value, hgrm: &[(&str, &str)], what: &str) {
         want.keys().collect::<Vec<_>>(),
         "{what}: the series drawn"
     );
-    for (name, points) in &want {
+    assert_eq!(
+        seen["duplicates"],
+        serde_json::json!([]),
+        "{what}: drawn twice"
+    );
+    let num = |v: &Value, i: usize| v[i].as_f64().expect("a number");
+    for (name, drawn) in &want {
         let s = &series[name.as_str()];
-        assert_eq!(
-            s["points"].as_u64(),
-            Some(*points),
-            "{what}: points of {name}: {s}"
-        );
-        assert!(s["duplicate"].is_null(), "{what}: {name} drawn twice");
-        if *points > 1 {
+        let chart = &seen["charts"][s["chart"].as_str().expect("chart")];
+        let (x0, x1) = (num(&chart["x"], 0), num(&chart["x"], 1));
+        let (y0, y1) = (num(&chart["y"], 0), num(&chart["y"], 1));
+        let plot = |i| num(&chart["plot"], i);
+        let (left, top, width, height) = (plot(0), plot(1), plot(2), plot(3));
+        let xy: Vec<(f64, f64)> = s["xy"]
+            .as_array()
+            .expect("xy")
+            .iter()
+            .map(|p| (num(p, 0), num(p, 1)))
+            .collect();
+        for &(px, py) in &xy {
+            let inside = (left - 0.1..=left + width + 0.1).contains(&px)
+                && (top - 0.1..=top + height + 0.1).contains(&py);
             assert!(
-                s["boxes"].as_u64() >= Some(1),
-                "{what}: {name} laid out nothing: {s}"
+                inside,
+                "{what}: {name} has a point outside its plot: ({px}, {py})"
             );
+        }
+        match drawn {
+            Drawn::Area(n) => assert_eq!(xy.len(), *n, "{what}: points of {name}"),
+            Drawn::Line(points) => {
+                assert_eq!(xy.len(), points.len(), "{what}: points of {name}");
+                if points.len() > 1 {
+                    assert!(
+                        s["boxes"].as_u64() >= Some(1),
+                        "{what}: {name} laid out nothing"
+                    );
+                }
+                // The page writes coordinates to a tenth of a pixel.
+                for (&(x, y), &(px, py)) in points.iter().zip(&xy) {
+                    let ex = left + (x - x0) / (x1 - x0) * width;
+                    let ey = top + height - (y - y0) / (y1 - y0) * height;
+                    assert!(
+                        (ex - px).abs() < 0.11 && (ey - py).abs() < 0.11,
+                        "{what}: {name} at ({x}, {y}) is drawn at ({px}, {py}), not ({ex:.2}, {ey:.2})"
+                    );
+                }
+            }
         }
     }
     // The verdicts and the totals as the report has them.
@@ -284,14 +371,26 @@ async fn the_html_report_draws_the_runs_numbers_in_chromium() {
         &distribution,
         "merge",
     );
+    // One shard's points map one to one onto the merge's (its times become the grid's).
+    for ty in ["food", "clothing"] {
+        for col in [
+            "scheduled",
+            "sent",
+            "outcomes.2xx",
+            "corrected_p99_ms",
+            "lag_p99_ms",
+        ] {
+            assert_eq!(
+                column(&merged_value["series"], ty, col),
+                column(&value["series"], ty, col),
+                "the merge of one shard moved {ty} {col}"
+            );
+        }
+    }
 
-    // And it renders to pixels.
+    // And Chromium renders it to an image (the README's picture is made the same way).
     let png = dir.path().join("report.png");
     chromium
         .screenshot(&html, &png, 1100, 3000)
         .expect("screenshot");
-    assert!(
-        std::fs::metadata(&png).expect("png").len() > 50_000,
-        "a blank screenshot"
-    );
 }

@@ -1,9 +1,10 @@
 //! `loadgen merge`: the JSON reports of one run's shards combined into one report, without
 //! loss: counts summed, histograms added (so percentiles are those of every sample, not an
-//! average of percentiles), target rates summed, the longest duration, the time series aligned by
-//! each shard's wall-clock start. Inputs that do not
-//! belong together are refused: another schema, the same shard twice, shards of different
-//! splits, or a shard missing. A report may sit among log lines (`kubectl logs` of a pod
+//! average of percentiles), the time series aligned by each shard's wall-clock start, the run
+//! lasting from the first start to the last end, each shard's target rate weighed by how long
+//! it ran. Inputs that do not belong together are refused: another schema, the same shard
+//! twice, shards of different splits, or a shard missing; so is anything a load generator
+//! would not have written. A report may sit among log lines (`kubectl logs` of a pod
 //! mixes them): the pretty-printed object from its first `{` line to its last `}` line is read.
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use crate::hdr;
 use crate::outcome::OutcomeClass;
 use crate::recorder::{Counts, TypeStats};
 use crate::report::{PhaseSpan, Report, ShardInfo, Thresholds, SCHEMA_VERSION};
+use crate::scenario::{MAX_NAME_BYTES, MAX_PHASES};
 use crate::series::Series;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +49,7 @@ pub enum MergeError {
 /// Reports larger than this are not a load generator's: the largest, with a full time series,
 /// holds about 2.5 MB.
 const MAX_REPORT_BYTES: u64 = 16 << 20;
-/// The longest target, scenario or phase name a report may carry.
+/// The longest target or scenario a report may carry (a scenario given by path is its path).
 const MAX_TEXT_BYTES: usize = 4096;
 /// The longest run a report can describe: the duration flags' own limit.
 const MAX_SECONDS: f64 = 366.0 * 86_400.0;
@@ -177,23 +179,28 @@ fn read(path: &Path) -> Result<(PathBuf, ReportIn), MergeError> {
             return Err(invalid(why));
         }
     }
-    if report.phases.len() > 10_000 {
+    // A scenario's own limits: the page repeats every phase's name on every plot.
+    if report.phases.len() > MAX_PHASES {
         return Err(invalid(format!(
-            "{} phases: more than any plan",
+            "{} phases: more than any plan ({MAX_PHASES})",
             report.phases.len()
         )));
     }
-    // Text the page repeats (a phase's name is on every plot) is kept to a sane length.
+    if let Some(p) = report.phases.iter().find(|p| p.name.len() > MAX_NAME_BYTES) {
+        return Err(invalid(format!(
+            "a phase name of {} bytes: longer than any plan's ({MAX_NAME_BYTES})",
+            p.name.len()
+        )));
+    }
     let long = [
         report.target.as_str(),
         report.scenario.as_deref().unwrap_or(""),
     ]
     .into_iter()
-    .chain(report.phases.iter().map(|p| p.name.as_str()))
     .find(|t| t.len() > MAX_TEXT_BYTES);
     if let Some(text) = long {
         return Err(invalid(format!(
-            "a name of {} bytes (target, scenario or phase): longer than {MAX_TEXT_BYTES}",
+            "a target or scenario of {} bytes: longer than {MAX_TEXT_BYTES}",
             text.len()
         )));
     }
@@ -234,6 +241,10 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
             asked[t.index()] += part.target_rate * r.duration_seconds;
         }
     }
+    // The total adds the two types: it must fit too.
+    if !sum_fits(&stats[0].counts(), &stats[1].counts()) {
+        return Err(MergeError::Overflow);
+    }
     let target_rates = asked.map(|a| if elapsed > 0.0 { a / elapsed } else { 0.0 });
     let mut report = Report::build(
         first.target.clone(),
@@ -259,6 +270,22 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
         report.series = shards.and_then(|s| Series::aligned(&s));
     }
     Ok(report)
+}
+
+/// Whether every count of `a` plus `b`, and each one's completed requests and both together,
+/// fit in a u64.
+fn sum_fits(a: &Counts, b: &Counts) -> bool {
+    let completed = |c: &Counts| c.outcomes.iter().try_fold(0u64, |s, &n| s.checked_add(n));
+    let outcomes = a.outcomes.iter().zip(b.outcomes);
+    let each = [a.scheduled, a.sent, a.late, a.skipped]
+        .into_iter()
+        .zip([b.scheduled, b.sent, b.late, b.skipped])
+        .chain(outcomes.map(|(x, y)| (*x, y)))
+        .all(|(x, y)| x.checked_add(y).is_some());
+    let whole = completed(a)
+        .zip(completed(b))
+        .and_then(|(x, y)| x.checked_add(y));
+    each && whole.is_some()
 }
 
 /// A report's `started_at`.

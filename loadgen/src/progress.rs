@@ -13,10 +13,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::RunConfig;
-use crate::recorder::{Counts, Recorder, Window};
+use crate::recorder::Recorder;
 use crate::sampler::Sampler;
 use crate::schedule::Plan;
-use crate::series::Series;
 
 /// Seconds between ticks.
 const TICK: Duration = Duration::from_secs(1);
@@ -47,21 +46,16 @@ impl Progress {
         Progress { task, stop, bar }
     }
 
-    /// Stops the tick; the series, if the run keeps one, closed `elapsed` into the run with
-    /// `last` (the recorder's final counts and last interval, [`Recorder::close`]). The plan
-    /// asked for nothing after `schedule_end`.
-    pub async fn finish(
-        self,
-        elapsed: Duration,
-        schedule_end: f64,
-        last: &[(Counts, Window); 2],
-    ) -> Option<Series> {
+    /// Stops the tick and waits for it (a tick under way finishes first): the series'
+    /// sampler, if the run keeps one, for [`Sampler::finish`] with the recorder's final
+    /// numbers, which no tick can then move.
+    pub async fn stop(self) -> Option<Sampler> {
         let _ = self.stop.send(());
         let sampler = self.task.await.ok().flatten();
         if let Some(b) = self.bar {
             b.finish_and_clear();
         }
-        sampler.map(|s| s.finish(elapsed.as_secs_f64(), schedule_end, last))
+        sampler
     }
 }
 

@@ -162,8 +162,12 @@ pub async fn run_publishing(
         (StopReason::Duration, Some(d)) => d.as_secs_f64(),
         _ => elapsed.as_secs_f64(),
     };
+    // The tick stops first, so the series' last point and the report's totals come from
+    // the same final numbers; the last point ends now, the drain included.
+    let sampler = progress.stop().await;
     let (stats, last) = recorder.close();
-    let series = progress.finish(elapsed, ran, &last).await;
+    let now = start.elapsed().as_secs_f64();
+    let series = sampler.map(|s| s.finish(now, ran, &last));
     let target_rates = OrderType::ALL.map(|t| match ran > 0.0 {
         true => cfg.plan.asked(t, ran) / ran,
         false => 0.0,

@@ -60,10 +60,11 @@ impl Sampler {
         }
     }
 
-    /// The series, with a last point for the time since the last one (the run's end, drain
-    /// and the requests it never sent included), at least a millisecond wide so that its
-    /// counts make a finite rate. Past `schedule_end` (where the dispatch stopped) the plan
-    /// asks for nothing: ticks during the drain asked as if it went on.
+    /// The series, with a last point from the last tick to `t` (the end of the run, drain
+    /// included: the requests it never sent and the answers it waited for are in `now`), at
+    /// least a millisecond wide so that its counts make a finite rate. Past `schedule_end`
+    /// (where the dispatch stopped) the plan asks for nothing: ticks during the drain asked
+    /// as if it went on.
     pub fn finish(mut self, t: f64, schedule_end: f64, now: &[(Counts, Window); 2]) -> Series {
         for (p, (_, w)) in self.pending.iter_mut().zip(now) {
             p.add(w);

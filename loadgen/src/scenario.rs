@@ -63,6 +63,11 @@ pub struct TimedFault {
     pub request: FaultRequest,
 }
 
+/// The most phases a scenario has: reports and their pages repeat every phase.
+pub const MAX_PHASES: usize = 1000;
+/// The longest scenario or phase name, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
 /// A validated scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -128,6 +133,20 @@ impl Scenario {
             ));
         }
         let n = file.phases.len();
+        if n > MAX_PHASES {
+            return Err(invalid(format!("{n} phases: at most {MAX_PHASES}")));
+        }
+        let long = file
+            .name
+            .iter()
+            .chain(file.phases.iter().filter_map(|p| p.name.as_ref()))
+            .find(|name| name.len() > MAX_NAME_BYTES);
+        if let Some(name) = long {
+            return Err(invalid(format!(
+                "a name of {} bytes: at most {MAX_NAME_BYTES}",
+                name.len()
+            )));
+        }
         let mut phases = Vec::with_capacity(n);
         let mut faults = Vec::new();
         let mut at = 0.0;
@@ -207,6 +226,28 @@ impl Scenario {
 mod tests {
     use super::*;
     use crate::schedule::Shape;
+
+    #[test]
+    fn names_and_phases_are_bounded() {
+        let phase = "[[phase]]\nduration = \"1s\"\nfood_rate = 1\nclothing_rate = 1\n";
+        let long_name = format!("name = \"{}\"\n{phase}", "x".repeat(MAX_NAME_BYTES + 1));
+        let long_phase = phase.replace(
+            "[[phase]]",
+            &format!("[[phase]]\nname = \"{}\"", "y".repeat(300)),
+        );
+        let many = phase.repeat(MAX_PHASES + 1);
+        for (text, says) in [
+            (long_name, "a name of 257 bytes"),
+            (long_phase, "a name of 300 bytes"),
+            (many, "1001 phases"),
+        ] {
+            let err = Scenario::parse("t.toml", &text, 1)
+                .expect_err(says)
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        assert!(Scenario::parse("t.toml", &phase.repeat(MAX_PHASES), 1).is_ok());
+    }
 
     #[test]
     fn every_bundled_scenario_parses() {

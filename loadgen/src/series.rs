@@ -15,9 +15,9 @@ use crate::hdr;
 use crate::outcome::OutcomeClass;
 use crate::recorder::Counts;
 
-/// The most requests a second a series may say were asked for: the highest target rate merge
-/// accepts.
-const MAX_ASKED_RATE: f64 = 1e6;
+/// More requests a second than any plan asks for at its peak: rates are at most a million a
+/// second, a shape at most doubles them and a flash sale multiplies by 100 at most.
+const MAX_ASKED_RATE: f64 = 1e9;
 
 /// At most this many points before they merge in pairs: a run keeps one a second for over an
 /// hour (68 minutes), one every two seconds to 2 h 16 min, and so on; about 1.4 MB at most.
@@ -297,7 +297,7 @@ impl Series {
     /// Why this series (read from a report) cannot be used, if it cannot: too many points,
     /// columns of unequal length or outcome classes other than the six, times that are not
     /// finite, increasing and within `max_seconds`, percentiles beyond the histograms' range,
-    /// more asked for than a million a second, or counts that do not add up to `totals` (the
+    /// more asked for than any plan's peak, or counts that do not add up to `totals` (the
     /// report's own, per order type).
     pub fn invalid(&self, max_seconds: f64, totals: &[Counts; 2]) -> Option<String> {
         let i = self.interval_seconds;
@@ -338,8 +338,9 @@ impl Series {
             .into_iter()
             .flatten();
             let mut begin = 0.0;
+            // What the plan's peak asks for over the point's width (plus float slack).
             let asked_ok = s.asked.iter().zip(&self.t).all(|(&a, &t)| {
-                let most = MAX_ASKED_RATE * (t - begin + i);
+                let most = MAX_ASKED_RATE * (t - begin) + 1.0;
                 begin = t;
                 (0.0..=most).contains(&a)
             });

@@ -315,7 +315,15 @@ async fn hostile_reports_are_refused_not_merged_in_part() {
             variant("phase.json", &|r| {
                 r["phases"] = serde_json::json!([{"name": "x".repeat(5000), "start_seconds": 0.0, "end_seconds": null}]);
             }),
-            "a name of 5000 bytes",
+            "a phase name of 5000 bytes",
+        ),
+        (
+            variant("phases.json", &|r| {
+                let one =
+                    serde_json::json!({"name": "p", "start_seconds": 0.0, "end_seconds": null});
+                r["phases"] = serde_json::Value::Array(vec![one; 1001]);
+            }),
+            "1001 phases: more than any plan",
         ),
         (
             variant("started.json", &|r| r["started_at"] = "yesterday".into()),
@@ -337,6 +345,18 @@ async fn hostile_reports_are_refused_not_merged_in_part() {
             file.display()
         );
     }
+    // Food and clothing that overflow when added into the total.
+    let types = variant("types.json", &|r| {
+        r["food"]["outcomes"]["connect_error"] = u64::MAX.into();
+        r["clothing"]["outcomes"]["connect_error"] = 1.into();
+        r["series"] = serde_json::Value::Null;
+    });
+    let (code, _, err) = merge(&[&types], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("overflow") && !err.contains("panicked"),
+        "{err}"
+    );
     // Counts that overflow when summed.
     let half = |i: u32| {
         move |r: &mut serde_json::Value| {

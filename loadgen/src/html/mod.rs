@@ -62,7 +62,7 @@ pub fn write(report: &Report, w: &mut impl Write) -> io::Result<()> {
                 page.push_str(&chart);
             }
         }
-        _ => page.push_str("<p class=\"note\">No time series in this report (run without --no-series to keep one).</p>\n"),
+        _ => page.push_str("<p class=\"note\">No time series in this report: the run had --no-series, or a merged shard had no series or no start time.</p>\n"),
     }
     page.push_str("<h2>Latency distribution</h2>\n");
     match charts::distribution(report) {

@@ -81,7 +81,8 @@ impl Chart {
         TOP + h - (y.clamp(self.y.0, self.y.1) - self.y.0) / (self.y.1 - self.y.0) * h
     }
 
-    /// A span from `x0` to `x1`, shaded or not, its name written at its top left if `label`.
+    /// A span from `x0` to `x1`, shaded or not, its name written at its top left (and as its
+    /// tooltip) if `label`.
     pub fn span(&mut self, x0: f64, x1: f64, name: &str, shade: bool, label: bool) {
         let (a, b) = (self.px(x0.max(self.x.0)), self.px(x1.min(self.x.1)));
         if b <= a {
@@ -90,9 +91,15 @@ impl Chart {
         let fill = if shade { "#f2f2f2" } else { "#ffffff" };
         let _ = write!(
             self.body,
-            r##"<g class="phase" data-phase="{l}"><title>phase {l}</title><rect x="{a:.1}" y="{TOP}" width="{w:.1}" height="{h:.1}" fill="{fill}"/><line x1="{a:.1}" y1="{TOP}" x2="{a:.1}" y2="{yb:.1}" stroke="#bbb" stroke-dasharray="2 3"/><text x="{tx:.1}" y="{ty:.1}" class="phase-label">{t}</text></g>"##,
+            r##"<g class="phase" data-phase="{l}">{title}<rect x="{a:.1}" y="{TOP}" width="{w:.1}" height="{h:.1}" fill="{fill}"/><line x1="{a:.1}" y1="{TOP}" x2="{a:.1}" y2="{yb:.1}" stroke="#bbb" stroke-dasharray="2 3"/><text x="{tx:.1}" y="{ty:.1}" class="phase-label">{t}</text></g>"##,
             l = esc(name),
             t = if label { esc(name) } else { String::new() },
+            // Named once per page (the plot that labels them): a page repeats every phase.
+            title = if label {
+                format!("<title>phase {}</title>", esc(name))
+            } else {
+                String::new()
+            },
             w = b - a,
             h = self.height - TOP - BOTTOM,
             yb = self.height - BOTTOM,
@@ -191,15 +198,21 @@ impl Chart {
         let mut s = String::new();
         let _ = write!(
             s,
-            r#"<figure class="chart" data-chart="{t}"><figcaption>{t}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {h}" width="100%" role="img" aria-label="{t}">"#,
+            r#"<figure class="chart" data-chart="{t}"><figcaption>{t}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {h}" width="100%" role="img" aria-label="{t}" data-x="{} {}" data-y="{} {}" data-plot="{LEFT} {TOP} {pw} {ph}">"#,
+            self.x.0,
+            self.x.1,
+            self.y.0,
+            self.y.1,
             t = esc(title),
             h = self.height,
+            pw = WIDTH - LEFT - RIGHT,
+            ph = self.height - TOP - BOTTOM,
         );
         self.axes(&mut s);
         s.push_str(&self.body);
         let _ = write!(
             s,
-            r##"<rect x="{LEFT}" y="{TOP}" width="{w:.1}" height="{h:.1}" fill="none" stroke="#888"/></svg><div class="legend">"##,
+            r##"<rect class="frame" x="{LEFT}" y="{TOP}" width="{w:.1}" height="{h:.1}" fill="none" stroke="#888"/></svg><div class="legend">"##,
             w = WIDTH - LEFT - RIGHT,
             h = self.height - TOP - BOTTOM,
         );
