@@ -1,7 +1,7 @@
 //! The run's once-a-second tick: the target-rate gauge, the time series' sampler (when the run
 //! keeps one), and on a terminal a live progress line (rate achieved and scheduled, in flight,
 //! errors, p99 of the last interval). Nothing is drawn when standard error is not a terminal.
-//! The tick runs beside the requests, never on their path; stopping it hands the series back.
+//! The tick runs beside the requests, never on their path; stopping it hands the sampler back.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
