@@ -15,6 +15,7 @@
 //! - [`shape`]: the shape options of the command line and of scenario phases, validated.
 //! - [`scenario`]: TOML scenarios (phases with faults), bundled ones included.
 //! - [`cli`]: command line and environment, validated once into a [`RunConfig`] ([`config`]).
+//! - [`redact`]: the command line as reports show it, credentials hidden.
 //! - [`endpoint`]: the target URL, its DNS check, and extra headers.
 //! - [`run`](mod@run): the run from configuration to report; [`run()`] is the entry.
 //! - [`embedded`]: the order server started in-process when there is no `--target`.
@@ -60,6 +61,7 @@ pub mod outcome;
 pub mod pacer;
 pub mod progress;
 pub mod recorder;
+pub mod redact;
 pub mod report;
 pub mod report_file;
 pub mod run;

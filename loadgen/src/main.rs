@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     }
     let config = match cli.into_config() {
         Ok(c) => loadgen::RunConfig {
-            command_line: loadgen::cli::redacted(std::env::args_os()),
+            command_line: loadgen::redact::redacted(std::env::args_os()),
             ..c
         },
         Err(e) => {
