@@ -7,6 +7,8 @@
 //! the load generator drives a second of orders against it.
 //!
 //! Deleting a `COPY` the build needs, or a workspace member from the context, fails here.
+//! Binaries that pass are left in `target/image`, where CI's soak (`scripts/soak` with
+//! `SOAK_BIN_DIR`) runs the image's own builds for a minute.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -167,4 +169,15 @@ fn the_build_stage_builds_from_a_clean_context_and_the_binaries_run() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // What the image carries, kept for the soak: each copied beside its place and renamed
+    // into it, so a reader never sees half a binary.
+    let kept = repo_root().join("target/image");
+    std::fs::create_dir_all(&kept).expect("target/image");
+    for bin in [server, loadgen] {
+        let name = bin.file_name().expect("a binary's name");
+        let part = kept.join(name).with_extension("part");
+        std::fs::copy(bin, &part).expect("copy a binary to target/image");
+        std::fs::rename(&part, kept.join(name)).expect("rename into target/image");
+    }
 }
