@@ -174,6 +174,17 @@ mod tests {
         h
     }
 
+    /// `inner` deflated and wrapped as V2 compressed: cookie, length, zlib stream.
+    fn compressed(inner: &[u8]) -> Vec<u8> {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, inner).expect("deflate");
+        let zlib = z.finish().expect("deflate");
+        let mut outer = V2_COMPRESSED_COOKIE.to_be_bytes().to_vec();
+        outer.extend_from_slice(&(zlib.len() as u32).to_be_bytes());
+        outer.extend_from_slice(&zlib);
+        outer
+    }
+
     #[test]
     fn encoding_round_trips() {
         let h = sample();
@@ -197,12 +208,7 @@ mod tests {
         inner.extend_from_slice(&V2_COOKIE.to_be_bytes());
         inner.extend_from_slice(&u32::MAX.to_be_bytes());
         inner.extend_from_slice(&[0; 32]);
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut z, &inner).expect("deflate");
-        let zlib = z.finish().expect("deflate");
-        let mut outer = V2_COMPRESSED_COOKIE.to_be_bytes().to_vec();
-        outer.extend_from_slice(&(zlib.len() as u32).to_be_bytes());
-        outer.extend_from_slice(&zlib);
+        let outer = compressed(&inner);
         assert!(matches!(decode(&b64(&outer)), Err(HdrError::Decode(_))));
         // A stated compressed length past the end.
         let mut short = outer.clone();
@@ -214,14 +220,9 @@ mod tests {
             Err(HdrError::TooLarge(_))
         ));
         // A zlib bomb: 100 MB of zeros inflates past the limit and stops there.
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
         let mut bomb_inner = V2_COOKIE.to_be_bytes().to_vec();
         bomb_inner.resize(100 << 20, 0);
-        std::io::Write::write_all(&mut z, &bomb_inner).expect("deflate");
-        let zlib = z.finish().expect("deflate");
-        let mut bomb = V2_COMPRESSED_COOKIE.to_be_bytes().to_vec();
-        bomb.extend_from_slice(&(zlib.len() as u32).to_be_bytes());
-        bomb.extend_from_slice(&zlib);
+        let bomb = compressed(&bomb_inner);
         assert!(matches!(decode(&b64(&bomb)), Err(HdrError::TooLarge(_))));
     }
 

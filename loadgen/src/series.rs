@@ -236,6 +236,14 @@ impl Series {
         self.t.is_empty()
     }
 
+    /// Seconds each point covers: from the previous point's end (the run's start for the
+    /// first) to its own.
+    pub fn widths(&self) -> impl Iterator<Item = f64> + '_ {
+        self.t
+            .iter()
+            .scan(0.0, |begin, &t| Some(t - std::mem::replace(begin, t)))
+    }
+
     pub(crate) fn push(&mut self, t: f64, points: &[Point; 2]) {
         self.t.push(t);
         for o in OrderType::ALL {
@@ -337,13 +345,12 @@ impl Series {
             ]
             .into_iter()
             .flatten();
-            let mut begin = 0.0;
             // What the plan's peak asks for over the point's width (plus float slack).
-            let asked_ok = s.asked.iter().zip(&self.t).all(|(&a, &t)| {
-                let most = MAX_ASKED_RATE * (t - begin) + 1.0;
-                begin = t;
-                (0.0..=most).contains(&a)
-            });
+            let asked_ok = s
+                .asked
+                .iter()
+                .zip(self.widths())
+                .all(|(&a, w)| (0.0..=MAX_ASKED_RATE * w + 1.0).contains(&a));
             if !asked_ok || !pct.all(pct_ok) {
                 return Some(format!("series values of {o} out of range"));
             }

@@ -69,15 +69,8 @@ pub fn over_time(report: &Report, series: &Series) -> Vec<String> {
         .copied()
         .unwrap_or(0.0)
         .max(report.duration_seconds);
-    let widths: Vec<f64> = series
-        .t
-        .iter()
-        .scan(0.0, |prev, &t| {
-            let w = (t - *prev).max(1e-3);
-            *prev = t;
-            Some(w)
-        })
-        .collect();
+    // A rate divides by the width, so a point squeezed to nothing counts as a millisecond.
+    let widths: Vec<f64> = series.widths().map(|w| w.max(1e-3)).collect();
     let rate = |counts: &[u64]| -> Vec<(f64, Option<f64>)> {
         series
             .t
