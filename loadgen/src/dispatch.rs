@@ -2,16 +2,25 @@
 //! at any moment, the next step (send this request, wait until then, or stop and why), by the
 //! run's end, its request cap and its tick; and at the end, what fell due but was never sent.
 //! Both executors, the paced engine (`engine`) and the tokio path (`tokio_path`), only carry
-//! out its steps, so a run ends, ticks and counts the same way on either.
+//! out its steps, so a run ends, ticks and counts the same way on either. A steerable run's
+//! changes ([`crate::live`]) are taken here too, at the step after they arrive: the arrivals
+//! go on from that moment under the new plan, so both executors follow them with no code of
+//! their own, and a run whose rates are all zero waits for the next change instead of ending.
 
 use order_server::contract::OrderType;
 use serde::Serialize;
 
-use crate::schedule::{before_end, tick_after, Arrivals};
+use std::sync::Arc;
+
+use crate::live::Live;
+use crate::schedule::{before_end, tick_after, Arrivals, Plan};
 
 /// At most this many requests of one type are counted as skipped after a stop, so a stop
 /// after an absurd schedule cannot spend minutes counting.
 const MAX_UNSENT_COUNT: u64 = 10_000_000;
+/// How long a steerable run with nothing due waits before it looks again (seconds); the
+/// tokio path is woken by a change at once, the engine looks every few milliseconds anyway.
+const DORMANT: f64 = 0.25;
 
 /// Why a run stopped; the report's `stopped_by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -105,7 +114,30 @@ impl Unsent {
     }
 }
 
-type Source = Box<dyn Iterator<Item = f64> + Send>;
+/// One order type's due times: a plan's arrivals, which a live change can replan, or a
+/// fixed list (tests, benchmarks).
+pub enum Source {
+    Arrivals(Arrivals),
+    Fixed(Box<dyn Iterator<Item = f64> + Send>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Arrivals(_) => "Source::Arrivals",
+            Source::Fixed(_) => "Source::Fixed",
+        })
+    }
+}
+
+impl Source {
+    fn next(&mut self) -> Option<f64> {
+        match self {
+            Source::Arrivals(a) => a.next_due(),
+            Source::Fixed(i) => i.next(),
+        }
+    }
+}
 
 /// The dispatch rules of one run; see the module documentation.
 pub struct Dispatch {
@@ -117,6 +149,7 @@ pub struct Dispatch {
     /// With ticks, a request held at the end is offered once more at the end's wake.
     offered_at_end: bool,
     interrupted: bool,
+    live: Option<Arc<Live>>,
 }
 
 impl std::fmt::Debug for Dispatch {
@@ -144,18 +177,28 @@ impl Dispatch {
             held: None,
             offered_at_end: false,
             interrupted: false,
+            live: None,
         }
     }
 
     /// Dispatch over both order types' arrivals, which end at the run's duration.
     pub fn from_arrivals(arrivals: [Arrivals; 2], limits: Limits) -> Self {
         Self::new(
-            arrivals.map(|a| {
-                let a = a.until(limits.duration);
-                Box::new(ArrivalIter(a)) as Source
-            }),
+            arrivals.map(|a| Source::Arrivals(a.until(limits.duration))),
             limits,
         )
+    }
+
+    /// Takes `live`'s changes from now on.
+    pub fn steered_by(mut self, live: Arc<Live>) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// The live state this dispatch takes changes from, for an executor that must wake when
+    /// one arrives.
+    pub fn live(&self) -> Option<&Arc<Live>> {
+        self.live.as_ref()
     }
 
     /// When the run ends, in seconds from the start, if it has a fixed length.
@@ -177,6 +220,14 @@ impl Dispatch {
     pub fn next(&mut self, now: f64) -> Step {
         if self.interrupted {
             return Step::Stop(StopReason::Interrupted);
+        }
+        if let Some(plan) = self
+            .live
+            .as_ref()
+            .filter(|l| l.has_changes())
+            .and_then(|l| l.apply(now))
+        {
+            self.replan(plan, now);
         }
         let ended = self
             .limits
@@ -226,8 +277,27 @@ impl Dispatch {
             _ => match self.limits.duration {
                 Some(end) if now < end => Step::WaitUntil(end),
                 Some(_) => Step::Stop(StopReason::Duration),
+                // A steerable run without an end waits for its next change.
+                None if self.live.as_ref().is_some_and(|l| l.end().is_none()) => {
+                    Step::WaitUntil(now + DORMANT)
+                }
                 None => Step::Stop(StopReason::ScenarioEnd),
             },
+        }
+    }
+
+    /// Both types' arrivals go on under `plan` from `now`: a due time already computed
+    /// past `now` is taken back and decided by the new plan; one at or before `now` stands.
+    fn replan(&mut self, plan: Plan, now: f64) {
+        for i in 0..2 {
+            let Source::Arrivals(a) = &mut self.sources[i] else {
+                continue;
+            };
+            let rewind = self.next[i].is_some_and(|d| d > now);
+            a.replan(plan.clone(), now, rewind);
+            if rewind || self.next[i].is_none() {
+                self.next[i] = a.next_due();
+            }
         }
     }
 
@@ -277,15 +347,8 @@ impl Dispatch {
     }
 }
 
-/// One order type's arrivals as an iterator of due times.
-struct ArrivalIter(Arrivals);
-
-impl Iterator for ArrivalIter {
-    type Item = f64;
-    fn next(&mut self) -> Option<f64> {
-        self.0.next_due()
-    }
-}
+#[cfg(test)]
+mod live_tests;
 
 #[cfg(test)]
 mod tests {
@@ -295,7 +358,7 @@ mod tests {
     fn dispatch(food: &[f64], clothing: &[f64], limits: Limits) -> Dispatch {
         let src = |v: &[f64]| {
             let owned: Vec<f64> = v.to_vec();
-            Box::new(owned.into_iter()) as Source
+            Source::Fixed(Box::new(owned.into_iter()))
         };
         Dispatch::new([src(food), src(clothing)], limits)
     }
@@ -607,8 +670,8 @@ mod tests {
     fn skipped_counts_are_bounded() {
         let mut d = Dispatch::new(
             [
-                Box::new((0..).map(|i| f64::from(i) * 1e-9)),
-                Box::new(std::iter::empty()),
+                Source::Fixed(Box::new((0..).map(|i| f64::from(i) * 1e-9))),
+                Source::Fixed(Box::new(std::iter::empty())),
             ],
             Limits::default(),
         );

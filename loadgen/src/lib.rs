@@ -21,7 +21,10 @@
 //! - [`embedded`]: the order server started in-process when there is no `--target`.
 //! - [`faults`]: the fault API client and the driver that switches scenario faults on.
 //! - [`dispatch`]: the sans-I/O dispatch core: the next step (send, wait, stop and why), and
-//!   what was never sent.
+//!   what was never sent; it takes a steerable run's live changes.
+//! - [`change`]: live changes as values and what each does to the plan (pure).
+//! - [`live`]: a steerable run's shared state: the changes' inbox, the plan now, the events.
+//! - [`monitor`]: the last minutes of a run, a point a second, for the live front-ends.
 //! - `engine` (Linux): the executor for plain-http targets: dispatch on its own thread, one
 //!   wake-up per request, answers timed by the kernel.
 //! - [`tokio_path`]: the executor for everything else, on the reqwest [`client`].
@@ -45,6 +48,7 @@
 //! - [`html`]: `--report-html`, the report as one self-contained page of SVG plots.
 
 pub mod answer;
+pub mod change;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -56,7 +60,9 @@ pub mod engine;
 pub mod faults;
 pub mod hdr;
 pub mod html;
+pub mod live;
 pub mod merge;
+pub mod monitor;
 pub mod outcome;
 pub mod pacer;
 pub mod progress;

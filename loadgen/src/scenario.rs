@@ -202,6 +202,7 @@ impl Scenario {
             phases.push(Phase {
                 name: label,
                 duration: p.duration.map(|d| d.as_secs_f64()),
+                offset: 0.0,
                 profile: Profile {
                     shape,
                     rates: [food, clothing],

@@ -156,6 +156,14 @@ pub struct Phase {
     /// Seconds; `None` only for the last phase: until the run stops.
     pub duration: Option<f64>,
     pub profile: Profile,
+    /// Seconds into its profile at which the phase starts: a shape resumed after a live
+    /// change goes on from where it was instead of starting over.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub offset: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Phases back to back, with a rate split across `shards` replicas.
@@ -172,6 +180,7 @@ impl Plan {
             phases: vec![Phase {
                 name: "main".into(),
                 duration: None,
+                offset: 0.0,
                 profile,
             }],
             shard: (0, 1),
@@ -199,7 +208,9 @@ impl Plan {
     pub fn rate(&self, t: f64, order_type: OrderType) -> f64 {
         match self.phase_at(t) {
             Some((i, start)) => {
-                self.phases[i].profile.rate(t - start, order_type) / f64::from(self.shard.1.max(1))
+                let phase = &self.phases[i];
+                phase.profile.rate(t - start + phase.offset, order_type)
+                    / f64::from(self.shard.1.max(1))
             }
             None => 0.0,
         }
@@ -233,7 +244,7 @@ impl Plan {
             } else if span > 0.0 {
                 let steps = (span / 0.01).ceil().clamp(1.0, 1e6) as u64;
                 let dt = span / steps as f64;
-                let offset = lo - start;
+                let offset = lo - start + phase.offset;
                 total += (0..steps)
                     .map(|k| p.rate(offset + (k as f64 + 0.5) * dt, order_type) * dt)
                     .sum::<f64>();
@@ -290,7 +301,12 @@ pub struct Arrivals {
     /// Time of the previous arrival and how far into the next unit of cumulative rate we are.
     t: f64,
     pending: f64,
+    /// `t` and `pending` before the last [`Arrivals::next_due`], so a live change can take
+    /// back a due time it makes wrong.
+    before: (f64, f64),
     end: Option<f64>,
+    /// The run's own end ([`Arrivals::until`]), kept for a new plan.
+    horizon: Option<f64>,
 }
 
 impl Arrivals {
@@ -314,24 +330,44 @@ impl Arrivals {
             rng,
             t: 0.0,
             pending: first,
+            before: (0.0, first),
             end,
+            horizon: None,
         }
     }
 
     /// Ends the arrivals at `horizon` seconds (the run's `--duration`) if that comes before the
     /// plan's end: nothing is computed past the end of the run.
     pub fn until(mut self, horizon: Option<f64>) -> Self {
-        self.end = match (self.end, horizon) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.horizon = horizon;
+        self.end = end_of(&self.plan, horizon);
         self
+    }
+
+    /// Goes on under `plan` from `at` seconds, with the same arrival process: the part of
+    /// the next gap (in units of cumulative rate) that the old plan used up by `at` stays
+    /// used, so the change brings neither a burst nor a pause of its own. `rewind` takes
+    /// back the due time the last [`Arrivals::next_due`] returned (it lies after `at`, so
+    /// the new plan decides it); without it, that due time stands and the change applies
+    /// after it.
+    pub fn replan(&mut self, plan: Plan, at: f64, rewind: bool) {
+        if rewind {
+            (self.t, self.pending) = self.before;
+        }
+        if at > self.t {
+            let used = self.plan.asked_between(self.order_type, self.t, at);
+            self.pending = (self.pending - used).max(0.0);
+            self.t = at;
+        }
+        self.end = end_of(&plan, self.horizon);
+        self.plan = plan;
     }
 
     /// Seconds since the start of the run at which the next request is due; `None` when the
     /// plan has ended or the rate stays at zero.
     pub fn next_due(&mut self) -> Option<f64> {
         let due = self.advance(self.pending)?;
+        self.before = (self.t, self.pending);
         self.t = due;
         self.pending = match self.process {
             ArrivalProcess::Uniform => 1.0,
@@ -411,6 +447,14 @@ impl Arrivals {
     }
 }
 
+/// Where arrivals under `plan` end: the plan's end or the run's, whichever comes first.
+fn end_of(plan: &Plan, horizon: Option<f64>) -> Option<f64> {
+    match (plan.length(), horizon) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 fn exp1(rng: &mut SmallRng) -> f64 {
     // 1 - u is in (0, 1], so the log is finite.
     -(1.0 - rng.random::<f64>()).ln()
@@ -471,11 +515,13 @@ mod tests {
                 Phase {
                     name: "a".into(),
                     duration: Some(10.0),
+                    offset: 0.0,
                     profile: constant(10.0, 0.0),
                 },
                 Phase {
                     name: "b".into(),
                     duration: None,
+                    offset: 0.0,
                     profile: constant(5.0, 0.0),
                 },
             ],
@@ -818,11 +864,13 @@ mod tests {
                 Phase {
                     name: "a".into(),
                     duration: Some(1.0),
+                    offset: 0.0,
                     profile: constant(10.0, 0.0),
                 },
                 Phase {
                     name: "b".into(),
                     duration: Some(1.0),
+                    offset: 0.0,
                     profile: constant(20.0, 0.0),
                 },
             ],
@@ -846,11 +894,13 @@ mod tests {
                 Phase {
                     name: "quiet".into(),
                     duration: Some(3600.0),
+                    offset: 0.0,
                     profile: constant(0.0, 1.0),
                 },
                 Phase {
                     name: "busy".into(),
                     duration: None,
+                    offset: 0.0,
                     profile: constant(4.0, 1.0),
                 },
             ],

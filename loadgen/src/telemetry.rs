@@ -28,6 +28,7 @@ pub const TARGET_RATE: &str = "loadgen_target_rate";
 pub const IN_FLIGHT: &str = "loadgen_requests_in_flight";
 pub const LATE: &str = "loadgen_late_sends_total";
 pub const SKIPPED: &str = "loadgen_skipped_sends_total";
+pub const CONTROL_EVENTS: &str = "loadgen_control_events_total";
 
 /// Sub-millisecond edges first: generator lag is measured in microseconds.
 const LAG_BUCKETS: &[f64] = &[
@@ -50,6 +51,7 @@ pub struct LoadgenMetrics {
     in_flight: Gauge,
     late: [Counter; 2],
     skipped: [Counter; 2],
+    control_events: [Counter; 6],
 }
 
 impl std::fmt::Debug for LoadgenMetrics {
@@ -106,6 +108,12 @@ impl LoadgenMetrics {
             "Requests that fell due but were never sent because the run stopped first.".into(),
         );
 
+        r.describe_counter(
+            CONTROL_EVENTS.into(),
+            None,
+            "Changes made to the running load (rates, scenarios, faults, stop), by kind: what the dashboards annotate.".into(),
+        );
+
         let counter = |k: Key| {
             let c = r.register_counter(&k, &META);
             c.absolute(0);
@@ -126,6 +134,12 @@ impl LoadgenMetrics {
             g.set(0.0);
             g
         });
+        let control_events = crate::live::EventKind::ALL.map(|k| {
+            counter(Key::from_parts(
+                CONTROL_EVENTS,
+                vec![Label::new("kind", k.as_str())],
+            ))
+        });
         let lag = r.register_histogram(&Key::from_static_name(LAG), &META);
         let in_flight = r.register_gauge(&Key::from_static_name(IN_FLIGHT), &META);
         in_flight.set(0.0);
@@ -143,7 +157,12 @@ impl LoadgenMetrics {
             in_flight,
             late,
             skipped,
+            control_events,
         })
+    }
+
+    pub fn control_event(&self, kind: crate::live::EventKind) {
+        self.control_events[kind.index()].increment(1);
     }
 
     pub fn scheduled(&self, t: OrderType, n: u64) {
