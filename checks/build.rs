@@ -64,6 +64,7 @@ fn main() {
         ("missing_guide_python", guide_python),
         ("missing_hdrh", hdrh),
         ("missing_chromium", on_path("chromium")),
+        ("missing_node", on_path("node") && on_path("npm")),
     ];
     for (cfg, found) in present {
         println!("cargo::rustc-check-cfg=cfg({cfg})");

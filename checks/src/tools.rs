@@ -1,7 +1,7 @@
 //! External tools the checks run, and where each comes from. Prometheus, promtool,
 //! Alertmanager, amtool and kustomize are the project's own copies in `target/tools/bin`, fetched by
 //! `scripts/tools` from Debian unstable (never a system package, so a Prometheus 2 on `PATH`
-//! cannot stand in for them); check-jsonschema and kubernetes-validate come from `PATH`.
+//! cannot stand in for them); check-jsonschema, kubernetes-validate, node and npm come from `PATH`.
 //! Under `CI=true` a missing tool is a failure; elsewhere a loud skip that says how to get it,
 //! and `build.rs` marks the tests that need it as ignored, with the reason.
 
@@ -95,6 +95,7 @@ fn install_hint(name: &str) -> &'static str {
         "check-jsonschema" => "python3 -m pip install check-jsonschema==0.39.0",
         "kubernetes-validate" => "python3 -m pip install kubernetes-validate==1.37.0",
         "chromium" => "apt-get install chromium",
+        "node" | "npm" => "apt-get install nodejs npm",
         _ => "your package manager",
     }
 }
