@@ -1,6 +1,7 @@
 //! Binary edge of the load generator: parses the command line (usage errors exit 2), wires
 //! Ctrl-C (first: stop and report; second: exit at once), runs, prints the report, and maps the
-//! result to the documented exit code.
+//! result to the documented exit code. Every error it prints is bounded (`redact::bounded`),
+//! and a usage error echoes each value capped.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -29,7 +30,10 @@ fn main() -> ExitCode {
             .with_ansi(std::io::stderr().is_terminal())
             .init()
     }) {
-        eprintln!("error: invalid --log filter {:?}: {e}", cli.log);
+        error(format!(
+            "invalid --log filter {}: {e}",
+            loadgen::redact::quoted(&cli.log)
+        ));
         return ExitCode::from(exit::ERROR);
     }
     let config = match cli.into_config() {
@@ -38,14 +42,14 @@ fn main() -> ExitCode {
             ..c
         },
         Err(e) => {
-            eprintln!("error: {e}");
+            error(e);
             return ExitCode::from(exit::ERROR);
         }
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            error(format!("cannot start the async runtime: {e}"));
             return ExitCode::from(exit::ERROR);
         }
     };
@@ -55,7 +59,7 @@ fn main() -> ExitCode {
     let files = match open_files(config.report_file.as_deref(), config.report_html.as_deref()) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e}");
+            error(e);
             return ExitCode::from(exit::ERROR);
         }
     };
@@ -64,7 +68,7 @@ fn main() -> ExitCode {
         match interrupted() {
             Ok(stop) => stop,
             Err(e) => {
-                eprintln!("error: cannot install the Ctrl-C/SIGTERM handlers: {e}");
+                error(format!("cannot install the Ctrl-C/SIGTERM handlers: {e}"));
                 return ExitCode::from(exit::ERROR);
             }
         }
@@ -77,7 +81,7 @@ fn main() -> ExitCode {
     let (written_tx, written_rx) = std::sync::mpsc::channel::<String>();
     let publish = move |report: &loadgen::Report| {
         if let Err(e) = print(report, output) {
-            eprintln!("error: writing the report to standard output: {e}");
+            error(format!("writing the report to standard output: {e}"));
         }
         let taken = files.lock().map(|mut f| std::mem::take(&mut *f));
         for e in write_files(taken.unwrap_or_default(), report) {
@@ -97,7 +101,7 @@ fn main() -> ExitCode {
     let report = match failed {
         Ok(report) => report,
         Err(why) => {
-            eprintln!("error: {why}");
+            error(why);
             if let Ok(mut files) = unpublished.lock() {
                 for (_, file, _) in files.drain(..) {
                     file.discard();
@@ -108,7 +112,7 @@ fn main() -> ExitCode {
     };
     let failed: Vec<String> = written_rx.try_iter().collect();
     for e in &failed {
-        eprintln!("error: {e}");
+        error(e);
     }
     if !failed.is_empty() {
         return ExitCode::from(exit::ERROR);
@@ -129,19 +133,19 @@ fn merge() -> ExitCode {
     let report = match merged {
         Ok(r) => r,
         Err(why) => {
-            eprintln!("error: {why}");
+            error(why);
             return ExitCode::from(exit::ERROR);
         }
     };
     if let Err(e) = print(&report, cli.output) {
-        eprintln!("error: writing the report to standard output: {e}");
+        error(format!("writing the report to standard output: {e}"));
         return ExitCode::from(exit::ERROR);
     }
     let failed = open_files(cli.report_file.as_deref(), cli.report_html.as_deref())
         .map(|files| write_files(files, &report))
         .unwrap_or_else(|e| vec![e]);
     for e in &failed {
-        eprintln!("error: {e}");
+        error(e);
     }
     if !failed.is_empty() {
         return ExitCode::from(exit::ERROR);
@@ -187,15 +191,37 @@ fn write_files(files: Vec<Output>, report: &loadgen::Report) -> Vec<String> {
     errors
 }
 
-/// A parsed command line, or its usage error (exit 2) or help (exit 0) printed.
+/// Prints `error: WHY`, bounded.
+fn error(why: impl std::fmt::Display) {
+    eprintln!("error: {}", loadgen::redact::bounded(&why.to_string()));
+}
+
+/// A parsed command line, or its usage error (exit 2) or help (exit 0) printed. A usage
+/// error's echoed values (clap's context) are capped, and the message bounded.
 fn parsed<T>(parse: Result<T, clap::Error>) -> Result<T, ExitCode> {
-    parse.map_err(|e| {
-        let _ = e.print();
-        ExitCode::from(if e.use_stderr() {
-            exit::ERROR
-        } else {
-            exit::OK
-        })
+    use clap::error::ContextValue;
+    use loadgen::redact::capped;
+    parse.map_err(|mut e| {
+        if !e.use_stderr() {
+            let _ = e.print();
+            return ExitCode::from(exit::OK);
+        }
+        let long: Vec<_> = e
+            .context()
+            .filter_map(|(kind, value)| match value {
+                ContextValue::String(s) => Some((kind, ContextValue::String(capped(s)))),
+                ContextValue::Strings(v) => Some((
+                    kind,
+                    ContextValue::Strings(v.iter().map(|s| capped(s)).collect()),
+                )),
+                _ => None,
+            })
+            .collect();
+        for (kind, value) in long {
+            e.insert(kind, value);
+        }
+        eprint!("{}", loadgen::redact::bounded(&e.render().to_string()));
+        ExitCode::from(exit::ERROR)
     })
 }
 
@@ -215,7 +241,7 @@ fn print(report: &loadgen::Report, format: OutputFormat) -> std::io::Result<()> 
 fn judged(report: &loadgen::Report) -> ExitCode {
     let code = loadgen::exit_code(report);
     if let Some(why) = report.unreached() {
-        eprintln!("error: {why}");
+        error(why);
     } else if code == exit::THRESHOLD {
         eprintln!("threshold missed");
     }

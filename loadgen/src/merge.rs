@@ -18,6 +18,7 @@ use crate::dispatch::StopReason;
 use crate::hdr;
 use crate::outcome::OutcomeClass;
 use crate::recorder::{Counts, TypeStats};
+use crate::redact::{quoted, without_credentials};
 use crate::report::{PhaseSpan, Report, ShardInfo, Thresholds, SCHEMA_VERSION};
 use crate::scenario::{MAX_NAME_BYTES, MAX_PHASES};
 use crate::series::Series;
@@ -150,7 +151,7 @@ fn read(path: &Path) -> Result<(PathBuf, ReportIn), MergeError> {
         }
         other => return Err(MergeError::Schema(path.into(), other.to_string())),
     }
-    let report: ReportIn = serde_json::from_value(value)
+    let mut report: ReportIn = serde_json::from_value(value)
         .map_err(|e| MergeError::NotAReport(path.into(), e.to_string()))?;
     let d = report.duration_seconds;
     if !(d.is_finite() && (0.0..=MAX_SECONDS).contains(&d)) {
@@ -205,8 +206,10 @@ fn read(path: &Path) -> Result<(PathBuf, ReportIn), MergeError> {
         )));
     }
     if let Some(at) = &report.started_at {
-        started(at).map_err(|e| invalid(format!("started_at {at:?}: {e}")))?;
+        started(at).map_err(|e| invalid(format!("started_at {}: {e}", quoted(at))))?;
     }
+    // A report written by hand or elsewhere may carry a target with credentials.
+    report.target = without_credentials(&report.target).into_owned();
     Ok((path.into(), report))
 }
 

@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use order_server::contract::OrderType;
 
+use crate::redact::{capped, quoted};
+
 /// What a threshold measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Metric {
@@ -61,7 +63,7 @@ pub struct Threshold {
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("--threshold {text:?}: {why}")]
+#[error("--threshold {}: {why}", quoted(.text))]
 pub struct ThresholdError {
     pub text: String,
     pub why: String,
@@ -101,7 +103,8 @@ impl FromStr for Threshold {
         for part in [left, right] {
             if part.contains(char::is_whitespace) || part.contains(['<', '>', '=']) {
                 return Err(err(format!(
-                    "{part:?}: one metric, one comparison, one limit"
+                    "{}: one metric, one comparison, one limit",
+                    quoted(part)
                 )));
             }
         }
@@ -112,7 +115,8 @@ impl FromStr for Threshold {
             _ if left.starts_with('p') => (None, left),
             Some((other, _)) => {
                 return Err(err(format!(
-                    "{other:?} is not an order type (food or clothing)"
+                    "{} is not an order type (food or clothing)",
+                    quoted(other)
                 )))
             }
             None => (None, left),
@@ -123,31 +127,42 @@ impl FromStr for Threshold {
             p if p.starts_with('p') => {
                 Metric::Percentile(percentile(&p[1..]).ok_or_else(|| {
                     err(format!(
-                        "{p:?} is not a percentile: p50, p99, p99.9 (from p0 to p100)"
+                        "{} is not a percentile: p50, p99, p99.9 (from p0 to p100)",
+                        quoted(p)
                     ))
                 })?)
             }
             "" => return Err(err("no metric before the comparison".into())),
             other => {
                 return Err(err(format!(
-                "unknown metric {other:?}: pNN (corrected latency), error_ratio or achieved_ratio"
-            )))
+                    "unknown metric {}: pNN (corrected latency), error_ratio or achieved_ratio",
+                    quoted(other)
+                )))
             }
         };
         let limit = match metric {
             Metric::Percentile(_) => {
                 let d = order_server::config::parse_duration(right).map_err(|e| {
                     err(format!(
-                        "limit {right:?}: a latency limit is a duration such as 250ms ({e})"
+                        "limit {}: a latency limit is a duration such as 250ms ({})",
+                        quoted(right),
+                        capped(&e)
                     ))
                 })?;
                 d.as_secs_f64() * 1000.0
             }
-            Metric::ErrorRatio => ratio(right)
-                .filter(|v| *v <= 1.0)
-                .ok_or_else(|| err(format!("limit {right:?}: an error ratio is from 0 to 1")))?,
-            Metric::AchievedRatio => ratio(right)
-                .ok_or_else(|| err(format!("limit {right:?}: a ratio is a number such as 0.99")))?,
+            Metric::ErrorRatio => ratio(right).filter(|v| *v <= 1.0).ok_or_else(|| {
+                err(format!(
+                    "limit {}: an error ratio is from 0 to 1",
+                    quoted(right)
+                ))
+            })?,
+            Metric::AchievedRatio => ratio(right).ok_or_else(|| {
+                err(format!(
+                    "limit {}: a ratio is a number such as 0.99",
+                    quoted(right)
+                ))
+            })?,
         };
         let compact = format!("{left}{}{right}", op.as_str());
         Ok(Threshold {

@@ -73,6 +73,94 @@ fn bad_flags_name_the_flag_and_exit_2() {
 }
 
 #[test]
+fn a_refused_target_never_echoes_its_password() {
+    for target in [
+        "http://user:PASSWORD@127.0.0.1:1/",
+        "ftp://user:PASSWORD@host/",
+        "http://user:PASS/WORD@host/",
+    ] {
+        let (code, stderr) = loadgen(&["--target", target]);
+        assert_eq!(code, Some(2), "{target}: {stderr}");
+        assert!(stderr.contains("--target"), "{target}: {stderr}");
+        assert!(stderr.contains("<redacted>@"), "{target}: {stderr}");
+        assert!(!stderr.contains("PASS"), "{target}: {stderr}");
+    }
+    // The same for the fault API's URL.
+    let (code, stderr) = loadgen(&["--admin-url", "http://admin:PASSWORD@127.0.0.1:1/"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!stderr.contains("PASSWORD"), "{stderr}");
+}
+
+#[test]
+fn a_flood_of_input_is_echoed_capped_with_its_size() {
+    let big = "x".repeat(100_000);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--threshold".into(), format!("p99<250{big}")],
+            "--threshold",
+        ),
+        (
+            vec!["--threshold".into(), format!("p99{big}")],
+            "--threshold",
+        ),
+        (
+            vec!["--threshold".into(), format!("{big} < 1")],
+            "--threshold",
+        ),
+        (vec!["--food-rate".into(), big.clone()], "--food-rate"),
+        (vec!["--duration".into(), format!("1{big}")], "--duration"),
+        (vec!["--shard".into(), format!("{big}/2")], "--shard"),
+        (vec![format!("--{big}")], "unexpected argument"),
+        (
+            vec!["--target".into(), format!("http://h/?{big}")],
+            "--target",
+        ),
+        (vec!["--scenario".into(), big.clone()], "--scenario"),
+        (vec!["--header".into(), format!("{big}: v")], "--header"),
+        (vec!["--log".into(), format!("={big}")], "--log"),
+        (
+            vec!["--cacert".into(), format!("/nonexistent/{big}")],
+            "--cacert",
+        ),
+        (vec!["--max-p99".into(), big.clone()], "--max-p99"),
+    ];
+    for (args, names) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, stderr) = loadgen(&args);
+        let shown = &stderr[..stderr.len().min(600)];
+        assert_eq!(code, Some(2), "{}: {shown}", &args[0]);
+        assert!(stderr.contains(names), "{}: {shown}", &args[0]);
+        assert!(
+            stderr.len() < 1_500,
+            "{}: {} bytes: {shown}",
+            &args[0],
+            stderr.len()
+        );
+        assert!(stderr.contains(" bytes)"), "{}: {shown}", &args[0]);
+        assert!(!stderr.contains("panicked"), "{}: {shown}", &args[0]);
+    }
+    // A flood in a password or a header's value is not echoed at all.
+    let (code, stderr) = loadgen(&["--target", &format!("http://u:{big}@h/")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.len() < 500 && stderr.contains("<redacted>@h"),
+        "{stderr}"
+    );
+    let (code, stderr) = loadgen(&["--header", &format!("X-A: {big}\u{1}x")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.len() < 500 && stderr.contains("<value hidden>"),
+        "{stderr}"
+    );
+    // The cap is 200 characters and says how long the input was.
+    let (_, stderr) = loadgen(&["--threshold", &format!("p99<1s{big}")]);
+    assert!(
+        stderr.contains(&format!("\"p99<1s{}\"… (100006 bytes)", &big[..194])),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn bad_scenario_files_name_the_field_and_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cases: &[(&str, &str)] = &[

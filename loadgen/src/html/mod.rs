@@ -75,7 +75,8 @@ pub fn write(report: &Report, w: &mut impl Write) -> io::Result<()> {
 
 /// What was run: target, scenario, start, duration, shard, command line, version.
 fn about(r: &Report, page: &mut String) {
-    let mut rows: Vec<(&str, String)> = vec![("target", r.target.clone())];
+    let target = crate::redact::without_credentials(&r.target).into_owned();
+    let mut rows: Vec<(&str, String)> = vec![("target", target)];
     if let Some(s) = &r.scenario {
         rows.push(("scenario", s.clone()));
     }

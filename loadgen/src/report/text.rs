@@ -8,7 +8,8 @@ use super::{Report, TypeReport};
 
 impl Report {
     pub fn write_text(&self, w: &mut impl Write) -> io::Result<()> {
-        writeln!(w, "target    {}", self.target)?;
+        let target = crate::redact::without_credentials(&self.target);
+        writeln!(w, "target    {target}")?;
         if let Some(s) = &self.scenario {
             writeln!(w, "scenario  {s}")?;
         }
