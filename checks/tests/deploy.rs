@@ -279,6 +279,27 @@ fn dockerfile_compose_and_manifests_agree_on_binaries_and_ports() {
     );
     let lg = &c["services"]["loadgen"];
     assert_eq!(lg["entrypoint"][0].as_str(), Some("/usr/local/bin/loadgen"));
+    // The live control API: on the compose network, published on this machine only, and
+    // its token from .env (the binary refuses a non-loopback address without one).
+    let control = lg["environment"]["LOADGEN_CONTROL_ADDR"]
+        .as_str()
+        .expect("live control on");
+    assert_eq!(
+        lg["ports"]
+            .as_vec()
+            .map(|p| p.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>()),
+        Some(vec![format!("127.0.0.1:{0}:{0}", port_of(control)).as_str()])
+    );
+    assert_eq!(
+        lg["environment"]["LOADGEN_CONTROL_TOKEN"].as_str(),
+        Some("${LOADGEN_CONTROL_TOKEN}")
+    );
+    assert!(
+        dotenv()
+            .iter()
+            .any(|(k, v)| k == "LOADGEN_CONTROL_TOKEN" && !v.is_empty()),
+        ".env sets the control token"
+    );
     let lg_metrics = lg["environment"]["LOADGEN_METRICS_ADDR"]
         .as_str()
         .expect("loadgen metrics on");

@@ -205,6 +205,9 @@ pub struct Cli {
     #[arg(long, env = "LOADGEN_NO_PROGRESS")]
     pub no_progress: bool,
 
+    #[command(flatten)]
+    pub control: crate::control::ControlArgs,
+
     /// Log filter for messages on standard error.
     #[arg(long, env = "LOADGEN_LOG", default_value = "warn,loadgen=info")]
     pub log: String,
@@ -217,6 +220,8 @@ pub enum ConfigError {
     Endpoint(#[from] EndpointError),
     #[error("--admin-url: {0}")]
     AdminUrl(#[source] EndpointError),
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
     #[error("{flag} must be {expected}, got {got}")]
     Range {
         flag: &'static str,
@@ -402,6 +407,7 @@ impl Cli {
             },
             drain: self.drain,
             progress: !self.no_progress,
+            control: self.control.validate()?,
         })
     }
 }

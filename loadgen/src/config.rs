@@ -42,6 +42,8 @@ pub struct RunConfig {
     pub thresholds: Thresholds,
     pub drain: Duration,
     pub progress: bool,
+    /// `--control-addr`: the live control API, if on.
+    pub control: Option<crate::control::ControlConfig>,
 }
 
 impl RunConfig {
@@ -82,6 +84,7 @@ impl RunConfig {
             thresholds: Thresholds::default(),
             drain: Duration::from_secs(5),
             progress: false,
+            control: None,
         }
     }
 }

@@ -63,6 +63,30 @@ impl AdminClient {
             .await
     }
 
+    /// Passes a call on to the fault API as it is (the control API's `/api/v1/faults`): the
+    /// server's status and body, whatever they say.
+    pub async fn forward(
+        &self,
+        method: reqwest::Method,
+        fault: Option<&FaultRequest>,
+    ) -> Result<(StatusCode, String), AdminError> {
+        let mut req = self.client.request(method, self.url.clone());
+        if let Some(f) = fault {
+            req = req.json(f);
+        }
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let fail = |source| AdminError::Request {
+            url: self.url.clone(),
+            source,
+        };
+        let resp = req.send().await.map_err(fail)?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(fail)?;
+        Ok((status, body))
+    }
+
     async fn call(&self, mut req: reqwest::RequestBuilder) -> Result<(), AdminError> {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -85,12 +109,23 @@ impl AdminClient {
 
 /// Switches each fault on `at` its time from `start`; a refusal is logged and the run goes on.
 pub async fn drive(admin: AdminClient, faults: Vec<TimedFault>, start: Instant) {
+    drive_reporting(admin, faults, start, |_| {}).await;
+}
+
+/// Like [`drive`], calling `switched` with each fault the server took.
+pub async fn drive_reporting(
+    admin: AdminClient,
+    faults: Vec<TimedFault>,
+    start: Instant,
+    switched: impl Fn(&TimedFault),
+) {
     for f in faults {
         tokio::time::sleep_until(start + Duration::from_secs_f64(f.at)).await;
         match admin.inject(&f.request).await {
             Ok(()) => {
                 let fault = serde_json::to_string(&f.request).unwrap_or_default();
-                tracing::info!(phase = %f.phase, %fault, "fault switched on")
+                tracing::info!(phase = %f.phase, %fault, "fault switched on");
+                switched(&f);
             }
             Err(e) => {
                 tracing::error!(phase = %f.phase, error = %e, "could not switch the fault on")

@@ -15,6 +15,8 @@
 //! - [`shape`]: the shape options of the command line and of scenario phases, validated.
 //! - [`scenario`]: TOML scenarios (phases with faults), bundled ones included.
 //! - [`cli`]: command line and environment, validated once into a [`RunConfig`] ([`config`]).
+//! - [`control`]: `--control-addr`, the live control API and its page (a front-end of
+//!   [`live`]).
 //! - [`redact`]: the command line as reports show it, credentials hidden.
 //! - [`endpoint`]: the target URL, its DNS check, and extra headers.
 //! - [`run`](mod@run): the run from configuration to report; [`run()`] is the entry.
@@ -52,6 +54,7 @@ pub mod change;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod dispatch;
 pub mod embedded;
 pub mod endpoint;

@@ -118,13 +118,13 @@ pub struct Live {
     /// The run's fixed end, if it has one (no change moves it).
     end: Option<f64>,
     start: OnceLock<(Instant, SystemTime)>,
-    metrics: Option<Arc<LoadgenMetrics>>,
+    metrics: OnceLock<Arc<LoadgenMetrics>>,
     pub monitor: Mutex<Monitor>,
     ticks: AtomicU64,
 }
 
 impl Live {
-    pub fn new(plan: Plan, end: Option<f64>, metrics: Option<Arc<LoadgenMetrics>>) -> Self {
+    pub fn new(plan: Plan, end: Option<f64>) -> Self {
         Live {
             state: Mutex::new(State {
                 plan,
@@ -142,7 +142,7 @@ impl Live {
             over: AtomicBool::new(false),
             end,
             start: OnceLock::new(),
-            metrics,
+            metrics: OnceLock::new(),
             monitor: Mutex::new(Monitor::default()),
             ticks: AtomicU64::new(0),
         }
@@ -150,6 +150,11 @@ impl Live {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts the events in the generator's own metrics from now on.
+    pub fn count_in(&self, metrics: Arc<LoadgenMetrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// The run started at `at` (both clocks), which event times count from.
@@ -284,7 +289,7 @@ impl Live {
             detail,
             source,
         });
-        if let Some(m) = &self.metrics {
+        if let Some(m) = self.metrics.get() {
             m.control_event(kind);
         }
     }
@@ -391,7 +396,6 @@ mod tests {
                 rates: [50.0, 10.0],
                 flash_sales: None,
             }),
-            None,
             None,
         )
     }

@@ -235,6 +235,8 @@ pub struct Report {
     pub thresholds: Vec<Check>,
     /// Per interval and type (see [`Series`]); `null` with `--no-series`.
     pub series: Option<Series>,
+    /// Live changes (`--control-addr`), oldest first; empty for a run nobody steered.
+    pub events: Vec<crate::live::Event>,
     /// Some request got an answer (false: nothing listening, or nothing answered before
     /// the drain ran out).
     pub target_reached: bool,
@@ -331,6 +333,7 @@ impl Report {
             total,
             thresholds: checks,
             series: None,
+            events: Vec::new(),
             target_reached: reached || total_sent_is_zero(stats),
             passed,
         }

@@ -22,6 +22,7 @@ use crate::dispatch::{Dispatch, Limits, StopReason};
 use crate::embedded::Embedded;
 use crate::endpoint::EndpointError;
 use crate::faults::{AdminClient, AdminError};
+use crate::live::Live;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
 use crate::report::{PhaseSpan, Report, ShardInfo};
@@ -36,6 +37,8 @@ pub enum RunError {
     Endpoint(#[from] EndpointError),
     #[error("cannot listen on {0} (--metrics-addr): {1}")]
     MetricsAddr(SocketAddr, #[source] std::io::Error),
+    #[error("cannot listen on {0} (--control-addr): {1}")]
+    ControlAddr(SocketAddr, #[source] std::io::Error),
     #[error("starting the embedded order server failed: {0}")]
     Embedded(#[source] std::io::Error),
     #[error("building the metrics recorder failed: {0}")]
@@ -69,8 +72,25 @@ pub async fn run_publishing(
     // run then reports as its reason; the flag says so, and a finished future is never polled
     // again.
     let stopped = AtomicBool::new(false);
+    // A steerable run (`--control-addr`) has a live state, whose stop counts as a signal.
+    let live = cfg.control.as_ref().map(|_| {
+        let end = match (cfg.duration.map(|d| d.as_secs_f64()), cfg.plan.length()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Arc::new(Live::new(cfg.plan.clone(), end))
+    });
     let stop = async {
-        stop.await;
+        let live_stop = async {
+            match &live {
+                Some(l) => l.stopped().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = stop => {}
+            () = live_stop => {}
+        }
         stopped.store(true, Ordering::Release);
     };
     tokio::pin!(stop);
@@ -120,8 +140,34 @@ pub async fn run_publishing(
         _ => None,
     };
 
-    let recorder = Arc::new(Recorder::new(metrics.clone(), cfg.series));
-    let dispatch = Dispatch::from_arrivals(
+    let control = match (&cfg.control, &live) {
+        (Some(c), Some(l)) => {
+            if let Some(m) = &metrics {
+                l.count_in(Arc::clone(m));
+            }
+            let admin = match cfg
+                .admin_url
+                .clone()
+                .or_else(|| embedded.as_ref().map(|e| e.admin_url.clone()))
+            {
+                Some(url) => Some(
+                    AdminClient::new(&url, cfg.admin_token.clone()).map_err(RunError::AdminUrl)?,
+                ),
+                None => None,
+            };
+            let ctl = crate::control::Control::new(Arc::clone(l), admin, c, cfg.seed);
+            Some(
+                crate::control::Serving::start(c, ctl)
+                    .await
+                    .map_err(|e| RunError::ControlAddr(c.addr, e))?,
+            )
+        }
+        _ => None,
+    };
+
+    // The monitor's windows keep service time and lag for a steerable run too.
+    let recorder = Arc::new(Recorder::new(metrics.clone(), cfg.series || live.is_some()));
+    let mut dispatch = Dispatch::from_arrivals(
         OrderType::ALL.map(|t| Arrivals::new(cfg.plan.clone(), t, cfg.arrivals, cfg.seed)),
         Limits {
             duration: cfg.duration.map(|d| d.as_secs_f64()),
@@ -129,8 +175,14 @@ pub async fn run_publishing(
             tick: cfg.tick.as_secs_f64(),
         },
     );
+    if let Some(l) = &live {
+        dispatch = dispatch.steered_by(Arc::clone(l));
+    }
     let start = Instant::now();
     let started_at = std::time::SystemTime::now();
+    if let Some(l) = &live {
+        l.begin(start.into_std(), started_at);
+    }
     let fault_task =
         admin.map(|a| tokio::spawn(crate::faults::drive(a, cfg.faults.clone(), start)));
     // No fault is switched on once the schedule has stopped, even during the drain.
@@ -140,7 +192,7 @@ pub async fn run_publishing(
             h.abort();
         }
     };
-    let progress = Progress::start(&cfg, Arc::clone(&recorder), start);
+    let progress = Progress::start(&cfg, Arc::clone(&recorder), start, live.clone());
 
     let (stopped_by, elapsed, dispatch) = execute(
         &cfg,
@@ -152,7 +204,12 @@ pub async fn run_publishing(
         stop_faults,
     )
     .await?;
+    if let Some(l) = &live {
+        l.close();
+    }
     recorder.unsent(&dispatch.finish(stopped_by, elapsed.as_secs_f64()));
+    // The plan as the run went, live changes included.
+    let plan = live.as_ref().map_or_else(|| cfg.plan.clone(), |l| l.plan());
     if let Some(t) = fault_task {
         t.abort();
     }
@@ -169,7 +226,7 @@ pub async fn run_publishing(
     let now = start.elapsed().as_secs_f64();
     let series = sampler.map(|s| s.finish(now, ran, &last));
     let target_rates = OrderType::ALL.map(|t| match ran > 0.0 {
-        true => cfg.plan.asked(t, ran) / ran,
+        true => plan.asked(t, ran) / ran,
         false => 0.0,
     });
     let mut report = Report::build(
@@ -187,8 +244,11 @@ pub async fn run_publishing(
     };
     report.started_at = Some(humantime::format_rfc3339_millis(started_at).to_string());
     report.command_line = cfg.command_line.clone();
-    report.phases = PhaseSpan::of(&cfg.plan);
+    report.phases = PhaseSpan::of(&plan);
     report.series = series;
+    if let Some(l) = &live {
+        report.events = l.events().0;
+    }
     publish(&report);
     // The linger lets a last scrape see the end; a stop (SIGTERM from Kubernetes, Ctrl-C)
     // ends it at once. After a stop during the run there is nothing to wait for.
@@ -197,6 +257,9 @@ pub async fn run_publishing(
             () = tokio::time::sleep(cfg.metrics_linger) => {}
             () = stop.as_mut() => {}
         }
+    }
+    if let Some(c) = control {
+        c.stop().await;
     }
     let _ = metrics_stop.send(());
     if let Some(t) = metrics_task {

@@ -44,6 +44,12 @@ impl Sampler {
         }
     }
 
+    /// The plan changed live: what is asked from now on comes from `plan`, whose past is the
+    /// same as before.
+    pub fn replan(&mut self, plan: Plan) {
+        self.plan = plan;
+    }
+
     /// One tick, `t` seconds into the run.
     pub fn tick(&mut self, t: f64, now: &[(Counts, Window); 2]) {
         for (p, (_, w)) in self.pending.iter_mut().zip(now) {

@@ -91,6 +91,28 @@ pub enum ScenarioError {
 }
 
 impl Scenario {
+    /// The same scenario `speed` times faster: every phase, fault time and fault duration
+    /// divided by it (a drill of a ten-minute incident in one minute, say). Rates and shapes
+    /// stay as they are.
+    pub fn faster(mut self, speed: f64) -> Self {
+        // NaN, 1 and anything slower leave it as it is.
+        if speed.is_nan() || speed <= 1.0 {
+            return self;
+        }
+        for p in &mut self.plan.phases {
+            p.duration = p.duration.map(|d| d / speed);
+        }
+        for f in &mut self.faults {
+            f.at /= speed;
+            if let Ok(d) = humantime::parse_duration(&f.request.duration) {
+                let d =
+                    Duration::from_secs_f64(d.as_secs_f64() / speed).max(Duration::from_millis(1));
+                f.request.duration = format!("{}ms", d.as_millis().max(1));
+            }
+        }
+        self
+    }
+
     /// A bundled name or a path to a TOML file.
     pub fn load(name_or_path: &str, seed: u64) -> Result<Self, ScenarioError> {
         let path = Path::new(name_or_path);

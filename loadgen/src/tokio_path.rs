@@ -45,9 +45,18 @@ pub async fn run(
         let due = match dispatch.next(now) {
             Step::Stop(reason) => break reason,
             Step::WaitUntil(at) => {
+                // A live change wakes the wait: the next step applies it.
+                let live = dispatch.live().cloned();
+                let changed = async {
+                    match &live {
+                        Some(l) => l.changed().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     biased;
                     () = &mut stop => dispatch.interrupt(),
+                    () = changed => {}
                     () = pacer.until(start + Duration::from_secs_f64(at)) => {}
                 }
                 continue;

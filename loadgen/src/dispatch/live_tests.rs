@@ -19,7 +19,7 @@ fn constant(food: f64, clothing: f64) -> Profile {
 }
 
 fn steered(plan: Plan, process: ArrivalProcess, duration: Option<f64>) -> (Dispatch, Arc<Live>) {
-    let live = Arc::new(Live::new(plan.clone(), duration.or(plan.length()), None));
+    let live = Arc::new(Live::new(plan.clone(), duration.or(plan.length())));
     let d = Dispatch::from_arrivals(
         OrderType::ALL.map(|t| Arrivals::new(plan.clone(), t, process, 1)),
         Limits {
@@ -204,7 +204,7 @@ fn a_scenario_runs_then_the_rates_before_it_come_back() {
 fn poisson_arrivals_after_a_change_are_poisson_at_the_new_rate_with_no_burst() {
     for seed in 1..=5u64 {
         let plan = Plan::single(constant(50.0, 0.0));
-        let live = Arc::new(Live::new(plan.clone(), None, None));
+        let live = Arc::new(Live::new(plan.clone(), None));
         let mut d = Dispatch::from_arrivals(
             OrderType::ALL.map(|t| Arrivals::new(plan.clone(), t, ArrivalProcess::Poisson, seed)),
             Limits::default(),
