@@ -1,7 +1,7 @@
 //! How an order is sent off the paced engine's path: one shared reqwest client (rustls with
-//! an opt-out of verification and extra trusted roots, optional HTTP/2) with keep-alive, the
-//! timeout and extra headers, for https, `--http2` and plain http off Linux; the order URLs;
-//! and a TLS check before the run.
+//! an opt-out of verification and the `--cacert` certificates trusted as [`trust`] says,
+//! optional HTTP/2) with keep-alive, the timeout and extra headers, for https, `--http2` and
+//! plain http off Linux; the order URLs; and a TLS check before the run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,17 +9,23 @@ use std::time::Duration;
 use order_server::contract::OrderType;
 use reqwest::header::HeaderMap;
 use reqwest::{Client, Url};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 use crate::endpoint::{header_pair, parse_base, EndpointError};
 use crate::outcome::OutcomeClass;
+use crate::redact::{capped, quoted, without_credentials};
+
+pub mod trust;
 
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub timeout: Duration,
     pub headers: Vec<(String, String)>,
     pub insecure: bool,
-    /// Extra trusted roots (`--cacert`), PEM.
-    pub ca_certs: Vec<reqwest::Certificate>,
+    /// The certificates of `--cacert` (DER): trusted as CAs, and as the server's own
+    /// certificate when it is one of them byte for byte (see [`trust`]).
+    pub ca_certs: Vec<CertificateDer<'static>>,
     pub http2: bool,
     pub max_idle: usize,
 }
@@ -28,13 +34,13 @@ pub struct ClientOptions {
 pub enum ClientError {
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
-    #[error("--target {0:?}: {1}")]
+    #[error("--target {}: {}", quoted(&without_credentials(.0)), .1)]
     Url(String, #[source] url::ParseError),
     #[error("building the HTTP client failed: {0}")]
     Build(#[from] reqwest::Error),
-    #[error("--cacert {0}: {1}")]
+    #[error("--cacert {}: {}", capped(.0), .1)]
     CaCert(String, String),
-    #[error("--target {0}: the TLS handshake failed: {1}. For a test cluster with a self-signed certificate use --insecure; for a private CA, --cacert FILE")]
+    #[error("--target {0}: the TLS handshake failed: {1}")]
     Tls(String, String),
 }
 
@@ -52,6 +58,8 @@ struct Inner {
     urls: [Url; 2],
     /// Plain http over HTTP/1.1: on Linux the paced engine (`engine`) sends these itself.
     plain: bool,
+    /// What to do about a refused certificate, given what was trusted.
+    tls_hint: &'static str,
 }
 
 impl OrderClient {
@@ -71,10 +79,16 @@ impl OrderClient {
         ];
         let plain = urls[0].scheme() == "http" && !opts.http2;
         let client = build_client(opts)?;
+        let tls_hint = if opts.ca_certs.is_empty() {
+            "Trust it with --cacert FILE (the server's own certificate, self-signed, or the CA that signed it), or skip verification with --insecure (test clusters only)"
+        } else {
+            "The --cacert file holds neither this certificate nor a CA that signed it"
+        };
         Ok(OrderClient(Arc::new(Inner {
             client,
             urls,
             plain,
+            tls_hint,
         })))
     }
 
@@ -105,16 +119,24 @@ impl OrderClient {
             return Ok(());
         };
         match tls_failure(&e) {
-            Some(why) => Err(ClientError::Tls(url.origin().ascii_serialization(), why)),
+            Some((why, untrusted)) => Err(ClientError::Tls(
+                url.origin().ascii_serialization(),
+                if untrusted {
+                    format!("{why}. {}", self.0.tls_hint)
+                } else {
+                    why
+                },
+            )),
             None => Ok(()),
         }
     }
 }
 
 /// What a TLS failure was, in words, from the error's causes (rustls's own messages: "invalid
-/// peer certificate: …", "received fatal alert: …"); `None` if the error was not about TLS.
-/// Only the causes are read, never the request's URL, whose host or path could hold any word.
-fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+/// peer certificate: …", "received fatal alert: …"), and whether it was an untrusted issuer
+/// (which `--cacert` can fix); `None` if the error was not about TLS. Only the causes are read,
+/// never the request's URL, whose host or path could hold any word.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<(String, bool)> {
     let mut causes = Vec::new();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -127,29 +149,41 @@ fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
             || c.starts_with("peer is incompatible")
             || c.starts_with("peer misbehaved")
     })?;
-    Some(if tls.contains("UnknownIssuer") {
-        "the server's certificate is not trusted (unknown issuer, e.g. self-signed)".into()
-    } else if tls.contains("NotValidForName") {
+    if tls.contains("UnknownIssuer") {
+        let why = "the server's certificate is not trusted (unknown issuer, e.g. self-signed)";
+        return Some((why.into(), true));
+    }
+    if tls.contains("CaUsedAsEndEntity") {
+        let why = "the server's certificate is not trusted (a CA certificate serving as its own, e.g. a self-signed test certificate)";
+        return Some((why.into(), true));
+    }
+    let why = if tls.contains("NotValidForName") {
         "the server's certificate is not valid for this host name".into()
     } else if tls.contains("Expired") {
         "the server's certificate has expired".into()
+    } else if tls.contains("NotValidYet") {
+        "the server's certificate is not valid yet".into()
     } else {
         tls.clone()
-    })
+    };
+    Some((why, false))
 }
 
-/// Reads `--cacert`: one or more PEM certificates.
-pub fn read_ca_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+/// Reads `--cacert`: one or more PEM certificates, each usable as a trust anchor.
+pub fn read_ca_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
     let err = |m: String| ClientError::CaCert(path.display().to_string(), m);
     let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
     if !meta.is_file() {
         return Err(err("not a regular file".into()));
     }
     let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(format!("not PEM: {e}")))?;
     if certs.is_empty() {
         return Err(err("no PEM certificate in it".into()));
     }
+    trust::client_config(&certs, false).map_err(err)?;
     Ok(certs)
 }
 
@@ -181,8 +215,10 @@ fn build_client(opts: &ClientOptions) -> Result<Client, ClientError> {
         .tcp_nodelay(true)
         .danger_accept_invalid_certs(opts.insecure)
         .user_agent(USER_AGENT);
-    for cert in &opts.ca_certs {
-        b = b.add_root_certificate(cert.clone());
+    if !opts.insecure && !opts.ca_certs.is_empty() {
+        let tls = trust::client_config(&opts.ca_certs, opts.http2)
+            .map_err(|e| ClientError::CaCert("(certificates)".into(), e))?;
+        b = b.use_preconfigured_tls(tls);
     }
     if opts.http2 {
         b = b.http2_prior_knowledge();

@@ -1,6 +1,8 @@
-//! An https target on loopback with a certificate from a CA the test makes: without trusting
-//! the CA the run stops at start with one message that says why and points at `--insecure`
-//! and `--cacert`; with `--cacert` the orders go through.
+//! An https target on loopback with certificates the tests make: without trusting it the run
+//! stops at start with one message that says why and points at `--cacert` and `--insecure`;
+//! `--cacert` trusts a private CA that signs the server's certificate, and a self-signed
+//! certificate (`CA:TRUE`, as `openssl req -x509` makes it) that is the server's own, byte for
+//! byte, while its name and dates are still checked.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -21,10 +23,34 @@ async fn tls_target() -> (String, String) {
     let params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
         .expect("params");
     let cert = params.signed_by(&key, &ca, &ca_key).expect("cert");
+    (serve(cert.der().to_vec(), key).await, ca.pem())
+}
+
+/// A self-signed certificate for `names`, `CA:TRUE` or not, valid from `from` to `to`
+/// (years), served as the server's own: the target and the certificate's PEM.
+async fn self_signed_target(names: &[&str], ca: bool, from: i32, to: i32) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, names[0]);
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    params.not_before = rcgen::date_time_ymd(from, 1, 1);
+    params.not_after = rcgen::date_time_ymd(to, 1, 1);
+    let cert = params.self_signed(&key).expect("cert");
+    (serve(cert.der().to_vec(), key).await, cert.pem())
+}
+
+/// Serves `cert` over TLS on loopback, answering every request 200.
+async fn serve(cert: Vec<u8>, key: rcgen::KeyPair) -> String {
     let config = ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(
-            vec![CertificateDer::from(cert.der().to_vec())],
+            vec![CertificateDer::from(cert)],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .expect("server config");
@@ -56,7 +82,7 @@ async fn tls_target() -> (String, String) {
             });
         }
     });
-    (format!("https://localhost:{}", addr.port()), ca.pem())
+    format!("https://localhost:{}", addr.port())
 }
 
 fn loadgen(args: &[&str]) -> std::process::Output {
@@ -116,4 +142,71 @@ async fn an_untrusted_certificate_is_one_clear_error_and_cacert_trusts_a_private
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--cacert"));
+}
+
+/// Runs loadgen against `target` trusting `pem` (`--cacert`): exit code, stderr, the 2xx count.
+async fn run_trusting(target: &str, pem: Option<&str>) -> (Option<i32>, String, u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("cert.pem");
+    let mut args = vec!["--target".to_string(), target.to_string()];
+    if let Some(pem) = pem {
+        std::fs::write(&ca, pem).expect("write pem");
+        args.extend(["--cacert".to_string(), ca.display().to_string()]);
+    }
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        loadgen(&args)
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let ok = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|r| r["total"]["outcomes"]["2xx"].as_u64())
+        .unwrap_or(0);
+    (out.status.code(), stderr, ok)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cacert_trusts_a_self_signed_certificate_that_is_the_servers_own() {
+    // As `openssl req -x509 -subj /CN=localhost -addext subjectAltName=DNS:localhost` makes it.
+    let (target, pem) = self_signed_target(&["localhost"], true, 2020, 2090).await;
+    let (code, stderr, _) = run_trusting(&target, None).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not trusted") && stderr.contains("--cacert FILE"),
+        "{stderr}"
+    );
+    let (code, stderr, ok) = run_trusting(&target, Some(&pem)).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(ok >= 10, "{ok} orders answered 2xx\n{stderr}");
+    // Not a CA (CA:FALSE) works the same way.
+    let (target, pem) = self_signed_target(&["localhost"], false, 2020, 2090).await;
+    let (code, stderr, ok) = run_trusting(&target, Some(&pem)).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(ok >= 10, "{ok} orders answered 2xx\n{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_certificate_still_needs_the_name_the_dates_and_the_same_bytes() {
+    let cases = [
+        (&["example.com"][..], 2020, 2090, "not valid for name"),
+        (&["localhost"][..], 2001, 2002, "expired"),
+        (&["localhost"][..], 2080, 2090, "not valid yet"),
+    ];
+    for (names, from, to, why) in cases {
+        let (target, pem) = self_signed_target(names, true, from, to).await;
+        let (code, stderr, _) = run_trusting(&target, Some(&pem)).await;
+        assert_eq!(code, Some(2), "{names:?} {from}-{to}: {stderr}");
+        assert!(stderr.contains(why), "{names:?} {from}-{to}: {stderr}");
+    }
+    // Another self-signed certificate for the same name, from the same file, is not it.
+    let (target, _) = self_signed_target(&["localhost"], true, 2020, 2090).await;
+    let (_, other) = self_signed_target(&["localhost"], true, 2020, 2090).await;
+    let (code, stderr, _) = run_trusting(&target, Some(&other)).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not trusted") && stderr.contains("neither this certificate nor a CA"),
+        "{stderr}"
+    );
 }
