@@ -11,6 +11,9 @@
 //! - recovery: the page resolves in Alertmanager while traffic still flows, and the ticket is
 //!   no longer inhibited.
 //!
+//! As the burst starts, the drill sets the same rates again through the load generator's
+//! live control API, so the dashboards' "Live changes" annotation has a change to show.
+//!
 //! Time is compressed so this takes under three minutes: the rules' windows and `for`
 //! durations are divided by 60 (5m -> 5s, 1h -> 1m, 6h -> 6m), scrapes and evaluations run
 //! every second, and the scenario's phases are cut from 2m/5m/3m to 30s/60s/60s. The rule
@@ -49,7 +52,7 @@ fn replace_all(text: &str, pairs: &[(&str, &str)]) -> String {
 /// Which jobs each dashboard's job variables must offer once Grafana has resolved them.
 fn expected_jobs(uid: &str) -> &'static [(&'static str, &'static str)] {
     match uid {
-        "order-service" => &[("job", "order-server")],
+        "order-service" => &[("job", "order-server"), ("loadgen_job", "loadgen")],
         "order-loadgen" => &[("job", "loadgen"), ("server_job", "order-server")],
         other => panic!("no expectation for dashboard {other}"),
     }
@@ -81,6 +84,7 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
     let server_addr = server.addr;
     let admin_addr = server.admin.expect("admin listener");
     let loadgen_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().expect("port")));
+    let control_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().expect("port")));
     let prom_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().expect("port")));
     let am_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().expect("port")));
     let am = Alertmanager::start(&alertmanager_bin, &root, am_addr)
@@ -139,6 +143,8 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
         format!("http://{admin_addr}"),
         "--metrics-addr".into(),
         loadgen_addr.to_string(),
+        "--control-addr".into(),
+        control_addr.to_string(),
         "--no-progress".into(),
         "--seed".into(),
         "7".into(),
@@ -234,6 +240,15 @@ async fn prometheus_fills_every_panel_and_the_error_burst_pages_then_clears() {
     );
 
     // --- Burst: 30 % of food orders fail. The page expression must appear, for food only.
+    // A live change as it starts: the scenario's own rates, set through the control API.
+    tokio::time::sleep_until((t0 + BASELINE + Duration::from_secs(1)).into()).await;
+    let changed = reqwest::Client::new()
+        .put(format!("http://{control_addr}/api/v1/rates"))
+        .json(&serde_json::json!({"food": 20, "clothing": 10}))
+        .send()
+        .await
+        .expect("the control API answers");
+    assert_eq!(changed.status(), 200, "{:?}", changed.text().await);
     let burst_end = t0 + BASELINE + BURST;
     let mut page_seen = None;
     let mut firing_seen = None;

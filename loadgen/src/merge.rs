@@ -66,6 +66,8 @@ struct ReportIn {
     phases: Vec<PhaseSpan>,
     #[serde(default)]
     series: Option<Series>,
+    #[serde(default)]
+    events: Vec<crate::live::Event>,
     stopped_by: StopReason,
     shard: ShardInfo,
     food: TypeIn,
@@ -272,6 +274,14 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
             .collect();
         report.series = shards.and_then(|s| Series::aligned(&s));
     }
+    // Each shard's live changes, on the merged clock, in time order.
+    for (i, (_, r)) in inputs.iter().enumerate() {
+        report.events.extend(r.events.iter().map(|e| crate::live::Event {
+            at_s: e.at_s + offset(i),
+            ..e.clone()
+        }));
+    }
+    report.events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     Ok(report)
 }
 

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use reqwest::Url;
 
 /// Flags whose values carry credentials.
-const SECRET_FLAGS: [&str; 2] = ["--header", "--admin-token"];
+const SECRET_FLAGS: [&str; 3] = ["--header", "--admin-token", "--control-token"];
 
 /// The command line as a report shows it: the values of `--header` (after the header's name)
 /// and the tokens replaced by `<redacted>`, and the credentials in `--target` and `--admin-url`,

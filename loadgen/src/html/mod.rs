@@ -64,6 +64,7 @@ pub fn write(report: &Report, w: &mut impl Write) -> io::Result<()> {
         }
         _ => page.push_str("<p class=\"note\">No time series in this report: the run had --no-series, or a merged shard had no series or no start time.</p>\n"),
     }
+    events(report, &mut page);
     page.push_str("<h2>Latency distribution</h2>\n");
     match charts::distribution(report) {
         Some(chart) => page.push_str(&chart),
@@ -116,6 +117,25 @@ fn about(r: &Report, page: &mut String) {
         esc(&r.loadgen_version),
         r.schema_version
     ));
+}
+
+/// The live changes, as the time plots mark them.
+fn events(r: &Report, page: &mut String) {
+    if r.events.is_empty() {
+        return;
+    }
+    page.push_str("<h2>Live changes</h2>\n<p class=\"note\">Marked on the plots above.</p>\n<table id=\"events\"><tr><th>at</th><th>change</th><th>detail</th><th>from</th><th>wall clock</th></tr>");
+    for e in &r.events {
+        page.push_str(&format!(
+            "<tr><td>{} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            trim((e.at_s * 10.0).round() / 10.0),
+            e.kind.as_str(),
+            esc(&e.detail),
+            e.source.as_str(),
+            esc(&e.wall_clock),
+        ));
+    }
+    page.push_str("</table>\n");
 }
 
 /// The thresholds and the overall verdict.

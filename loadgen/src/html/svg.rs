@@ -108,6 +108,22 @@ impl Chart {
         );
     }
 
+    /// A live change at `x`: a vertical marker with the event as its tooltip.
+    pub fn marker(&mut self, x: f64, kind: &str, detail: &str) {
+        if !(self.x.0..=self.x.1).contains(&x) {
+            return;
+        }
+        let a = self.px(x);
+        let _ = write!(
+            self.body,
+            r##"<g class="event" data-kind="{k}" data-at="{x}"><title>{k} at {x:.1} s: {d}</title><line x1="{a:.1}" y1="{TOP}" x2="{a:.1}" y2="{yb:.1}" stroke="#7048e8" stroke-width="1.5"/><path d="M{l:.1},{TOP} h7 l-3.5,6 z" fill="#7048e8"/></g>"##,
+            k = esc(kind),
+            d = esc(detail),
+            yb = self.height - BOTTOM,
+            l = a - 3.5,
+        );
+    }
+
     /// A line through the points, broken where a value is missing.
     pub fn line(&mut self, name: &str, stroke: Stroke, points: &[(f64, Option<f64>)]) {
         let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
