@@ -64,6 +64,10 @@ fn main() {
         ("missing_guide_python", guide_python),
         ("missing_hdrh", hdrh),
         ("missing_chromium", on_path("chromium")),
+        (
+            "missing_chromedriver",
+            on_path("chromium") && on_path("chromedriver"),
+        ),
         ("missing_node", on_path("node") && on_path("npm")),
     ];
     for (cfg, found) in present {

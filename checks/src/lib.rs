@@ -16,6 +16,7 @@
 //! - [`alertmanager`]: an Alertmanager on loopback with the shipped config, and its alerts.
 //! - [`docker`], [`dockerignore`]: the Dockerfile's build stage rehearsed on the host.
 //! - [`browser`]: headless Chromium, for the load generator's HTML report.
+//! - [`webdriver`]: Chromium driven over WebDriver (chromedriver), for the control page.
 
 use std::path::PathBuf;
 
@@ -31,6 +32,7 @@ pub mod prometheus;
 pub mod promql;
 pub mod rules;
 pub mod tools;
+pub mod webdriver;
 
 /// The repository root (the workspace directory).
 pub fn repo_root() -> PathBuf {

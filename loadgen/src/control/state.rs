@@ -58,11 +58,26 @@ pub async fn state(control: &Control) -> Value {
         "faults": faults,
         "fault_api": control.admin.is_some(),
         "scenario": live.scenario(now),
-        "scenarios": BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        "scenarios": drills(),
         "max_rate": control.max_rate,
         "token_required": control.token.is_some(),
         "events": &events[skip..],
         "events_dropped": dropped,
         "history": history,
+    })
+}
+
+/// The bundled scenarios the API can start: those with a fixed length (the others run until
+/// stopped, which a rate change does better). Read once.
+fn drills() -> &'static [&'static str] {
+    static DRILLS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    DRILLS.get_or_init(|| {
+        BUILTIN
+            .iter()
+            .filter(|(n, _)| {
+                crate::scenario::Scenario::load(n, 1).is_ok_and(|s| s.plan.length().is_some())
+            })
+            .map(|(n, _)| *n)
+            .collect()
     })
 }
