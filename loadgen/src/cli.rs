@@ -146,7 +146,8 @@ pub struct Cli {
     #[arg(long, env = "LOADGEN_HTTP2")]
     pub http2: bool,
 
-    /// Base URL of the server's fault API (its --admin-listen), for scenarios with faults.
+    /// Base URL of the server's fault API (its --admin-listen), for scenarios with faults;
+    /// needs --target (the same server's orders address).
     #[arg(long, env = "LOADGEN_ADMIN_URL")]
     pub admin_url: Option<String>,
 
@@ -220,6 +221,8 @@ pub enum ConfigError {
     Endpoint(#[from] EndpointError),
     #[error("--admin-url: {0}")]
     AdminUrl(#[source] EndpointError),
+    #[error("--admin-url needs --target: without it the load goes to an embedded order server (which brings its own fault API), so the faults would go to a server that gets none of the load; pass the server's address as --target")]
+    AdminWithoutTarget,
     #[error(transparent)]
     Control(#[from] crate::control::ControlError),
     #[error("{flag} must be {expected}, got {got}")]
@@ -294,6 +297,9 @@ impl Cli {
         }
         if let Some(a) = &self.admin_url {
             parse_base(a).map_err(ConfigError::AdminUrl)?;
+            if self.target.is_none() {
+                return Err(ConfigError::AdminWithoutTarget);
+            }
         }
         let headers = self
             .headers

@@ -98,6 +98,9 @@ pub mod exit {
     pub const THRESHOLD: u8 = 1;
     /// Usage error, runtime error, or the target was never reached.
     pub const ERROR: u8 = 2;
+    /// The report could not be written: standard output closed (a broken pipe) or a report
+    /// file that failed after the run. Whatever the thresholds said, nobody got the verdict.
+    pub const UNWRITTEN: u8 = 3;
     /// A second Ctrl-C: stopped at once, no report.
     pub const ABORTED: u8 = 130;
 }

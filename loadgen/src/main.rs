@@ -1,7 +1,9 @@
 //! Binary edge of the load generator: parses the command line (usage errors exit 2), wires
 //! Ctrl-C (first: stop and report; second: exit at once), runs, prints the report, and maps the
 //! result to the documented exit code. Every error it prints is bounded (`redact::bounded`),
-//! and a usage error echoes each value capped.
+//! and a usage error echoes each value capped. A report that cannot be written (a closed pipe
+//! on standard output, a report file) exits `exit::UNWRITTEN`; nothing written to standard
+//! error can panic, even when it is closed.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -28,6 +30,8 @@ fn main() -> ExitCode {
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .with_ansi(std::io::stderr().is_terminal())
+            // Its own complaint about a closed standard error would be an `eprintln!`: a panic.
+            .log_internal_errors(false)
             .init()
     }) {
         error(format!(
@@ -81,7 +85,7 @@ fn main() -> ExitCode {
     let (written_tx, written_rx) = std::sync::mpsc::channel::<String>();
     let publish = move |report: &loadgen::Report| {
         if let Err(e) = print(report, output) {
-            error(format!("writing the report to standard output: {e}"));
+            let _ = written_tx.send(format!("writing the report to standard output: {e}"));
         }
         let taken = files.lock().map(|mut f| std::mem::take(&mut *f));
         for e in write_files(taken.unwrap_or_default(), report) {
@@ -115,7 +119,7 @@ fn main() -> ExitCode {
         error(e);
     }
     if !failed.is_empty() {
-        return ExitCode::from(exit::ERROR);
+        return ExitCode::from(exit::UNWRITTEN);
     }
     judged(&report)
 }
@@ -137,18 +141,22 @@ fn merge() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
+    let files = match open_files(cli.report_file.as_deref(), cli.report_html.as_deref()) {
+        Ok(files) => files,
+        Err(e) => {
+            error(e);
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let mut failed = write_files(files, &report);
     if let Err(e) = print(&report, cli.output) {
-        error(format!("writing the report to standard output: {e}"));
-        return ExitCode::from(exit::ERROR);
+        failed.push(format!("writing the report to standard output: {e}"));
     }
-    let failed = open_files(cli.report_file.as_deref(), cli.report_html.as_deref())
-        .map(|files| write_files(files, &report))
-        .unwrap_or_else(|e| vec![e]);
     for e in &failed {
         error(e);
     }
     if !failed.is_empty() {
-        return ExitCode::from(exit::ERROR);
+        return ExitCode::from(exit::UNWRITTEN);
     }
     judged(&report)
 }
@@ -193,7 +201,16 @@ fn write_files(files: Vec<Output>, report: &loadgen::Report) -> Vec<String> {
 
 /// Prints `error: WHY`, bounded.
 fn error(why: impl std::fmt::Display) {
-    eprintln!("error: {}", loadgen::redact::bounded(&why.to_string()));
+    say(&format!(
+        "error: {}",
+        loadgen::redact::bounded(&why.to_string())
+    ));
+}
+
+/// A line on standard error. Unlike `eprintln!`, a closed standard error (`2>&1 | true`) is
+/// no panic: the line is lost, the exit code still says what happened.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// A parsed command line, or its usage error (exit 2) or help (exit 0) printed. A usage
@@ -220,7 +237,11 @@ fn parsed<T>(parse: Result<T, clap::Error>) -> Result<T, ExitCode> {
         for (kind, value) in long {
             e.insert(kind, value);
         }
-        eprint!("{}", loadgen::redact::bounded(&e.render().to_string()));
+        let _ = write!(
+            std::io::stderr().lock(),
+            "{}",
+            loadgen::redact::bounded(&e.render().to_string())
+        );
         ExitCode::from(exit::ERROR)
     })
 }
@@ -243,7 +264,7 @@ fn judged(report: &loadgen::Report) -> ExitCode {
     if let Some(why) = report.unreached() {
         error(why);
     } else if code == exit::THRESHOLD {
-        eprintln!("threshold missed");
+        say("threshold missed");
     }
     ExitCode::from(code)
 }
@@ -273,20 +294,18 @@ fn interrupted() -> std::io::Result<impl std::future::Future<Output = ()>> {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!(
-            "\nstopping: draining requests in flight, then the report (Ctrl-C again to quit at once)"
-        );
+        say("\nstopping: draining requests in flight, then the report (Ctrl-C again to quit at once)");
         #[cfg(unix)]
         tokio::spawn(async move {
             if int.recv().await.is_some() {
-                eprintln!("aborted");
+                say("aborted");
                 std::process::exit(i32::from(exit::ABORTED));
             }
         });
         #[cfg(not(unix))]
         tokio::spawn(async {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("aborted");
+                say("aborted");
                 std::process::exit(i32::from(exit::ABORTED));
             }
         });

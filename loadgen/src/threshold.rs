@@ -1,14 +1,21 @@
 //! Pass/fail thresholds as k6 users write them: `p99<250ms`, `food.p99.9<1s`,
 //! `clothing.error_ratio<0.01`, `achieved_ratio>0.99`. A threshold names an optional order type
 //! (the total without one), a metric (a corrected-latency percentile, the error ratio, or
-//! achieved over target rate), a comparison and a limit; parse errors name the part at fault.
+//! completed over scheduled requests), a comparison and a limit; parse errors name the part at
+//! fault. The `--max-p99` and `--max-error-ratio` shorthands are judged as the expressions
+//! they stand for, and whatever the metric, nothing to judge is a miss.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
 
 use order_server::contract::OrderType;
 
 use crate::redact::{capped, quoted};
+use crate::report::TypeReport;
 
 /// What a threshold measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -17,7 +24,8 @@ pub enum Metric {
     Percentile(f64),
     /// Failed over completed requests.
     ErrorRatio,
-    /// Achieved over target (asked) rate.
+    /// Completed over scheduled requests: whether the generator kept up with its schedule
+    /// (not over the asked rate, which the Poisson draw decides).
     AchievedRatio,
 }
 
@@ -172,6 +180,87 @@ impl FromStr for Threshold {
             op,
             limit,
         })
+    }
+}
+
+/// Limits that decide the exit code: `--threshold` expressions, and the two shorthands.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Thresholds {
+    pub max_error_ratio: Option<f64>,
+    pub max_p99: Option<Duration>,
+    pub exprs: Vec<Threshold>,
+}
+
+impl Thresholds {
+    /// `--max-error-ratio R` and `--max-p99 D` as the expressions they stand for,
+    /// `error_ratio<=R` and `p99<=Dms`, judged and named like any `--threshold`.
+    pub fn shorthands(&self) -> Vec<Threshold> {
+        let ratio = self.max_error_ratio.map(|r| Threshold {
+            text: format!("error_ratio<={r}"),
+            scope: None,
+            metric: Metric::ErrorRatio,
+            op: Op::Le,
+            limit: r,
+        });
+        let p99 = self.max_p99.map(|d| {
+            let ms = d.as_secs_f64() * 1000.0;
+            Threshold {
+                text: format!("p99<={ms}ms"),
+                scope: None,
+                metric: Metric::Percentile(0.99),
+                op: Op::Le,
+                limit: ms,
+            }
+        });
+        ratio.into_iter().chain(p99).collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Check {
+    /// The expression: a `--threshold` as written, or a shorthand's (`p99<=250ms`).
+    pub name: String,
+    /// How `actual` must compare with `limit`: <, <=, > or >=.
+    pub op: &'static str,
+    /// Milliseconds for latency, a plain ratio otherwise.
+    pub limit: f64,
+    pub actual: f64,
+    pub passed: bool,
+}
+
+impl Thresholds {
+    /// Every threshold's verdict, shorthands first; `scoped` gives the report and the
+    /// corrected-latency histogram of an order type (`None`: the total).
+    pub fn judge<'a>(
+        &self,
+        scoped: impl Fn(Option<OrderType>) -> (&'a TypeReport, &'a Histogram<u64>),
+    ) -> Vec<Check> {
+        let mut checks = Vec::new();
+        for t in self.shorthands().iter().chain(&self.exprs) {
+            let (report, hist) = scoped(t.scope);
+            // Nothing to judge (no samples, nothing completed, nothing scheduled) is a miss,
+            // not a pass, whatever the metric: NaN holds no comparison.
+            let actual = match t.metric {
+                Metric::Percentile(_) if hist.is_empty() => f64::NAN,
+                Metric::Percentile(q) => hist.value_at_quantile(q) as f64 / 1000.0,
+                Metric::ErrorRatio if report.completed > 0 => report.error_ratio,
+                // Completed over scheduled: did the generator send, and get an answer for,
+                // every request its schedule drew? Not over the asked rate, which Poisson
+                // arrivals miss or overshoot by chance.
+                Metric::AchievedRatio if report.scheduled > 0 => {
+                    report.completed as f64 / report.scheduled as f64
+                }
+                Metric::ErrorRatio | Metric::AchievedRatio => f64::NAN,
+            };
+            checks.push(Check {
+                name: t.text.clone(),
+                op: t.op.as_str(),
+                limit: t.limit,
+                actual,
+                passed: t.op.holds(actual, t.limit),
+            });
+        }
+        checks
     }
 }
 
