@@ -56,7 +56,8 @@ impl FromStr for Shard {
 ///
 /// Sends food and clothing orders on a schedule that does not wait for answers (no coordinated
 /// omission), measures latency from the intended send time, prints a report, and exits 0 (ok),
-/// 1 (a threshold missed) or 2 (usage error, or the target was never reached). Without --target
+/// 1 (a threshold missed), 2 (usage error, or the target was never reached) or 3 (the report
+/// could not be written, e.g. a broken pipe). Without --target
 /// it starts an order server in-process on 127.0.0.1 and drives that. `loadgen merge
 /// REPORT.json...` combines the reports of a sharded run (see `loadgen merge --help`).
 #[derive(Debug, Parser)]
@@ -250,7 +251,8 @@ pub enum ConfigError {
 
 /// Combines the JSON reports of one run's shards (`--shard I/N`, one report each) into one
 /// report: counts summed, histograms added, so the percentiles are those of every request.
-/// Exit 0, 1 (a threshold missed) or 2 (inputs that do not belong together).
+/// Exit 0, 1 (a threshold missed), 2 (inputs that do not belong together) or 3 (the merged
+/// report could not be written).
 #[derive(Debug, Parser)]
 #[command(name = "loadgen merge", bin_name = "loadgen merge", version)]
 pub struct MergeCli {

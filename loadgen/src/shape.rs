@@ -61,32 +61,32 @@ pub struct ShapeSpec {
     pub shape: ShapeKind,
 
     /// ramp: starting rate as a fraction of the full rate.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, env = "LOADGEN_RAMP_FROM", default_value_t = 0.0)]
     #[serde(default)]
     pub ramp_from: f64,
 
     /// ramp: time to reach the full rate (default: the whole run or phase).
-    #[arg(long, value_parser = order_server::config::parse_duration)]
+    #[arg(long, env = "LOADGEN_RAMP_OVER", value_parser = order_server::config::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub ramp_over: Option<Duration>,
 
     /// steps: number of equal steps up to the full rate.
-    #[arg(long, default_value_t = defaults::STEPS)]
+    #[arg(long, env = "LOADGEN_STEPS", default_value_t = defaults::STEPS)]
     #[serde(default = "defaults::steps")]
     pub steps: u32,
 
     /// steps: length of each step (default: the run or phase divided by --steps).
-    #[arg(long, value_parser = order_server::config::parse_duration)]
+    #[arg(long, env = "LOADGEN_STEP_EVERY", value_parser = order_server::config::parse_duration)]
     #[serde(default, with = "humantime_serde")]
     pub step_every: Option<Duration>,
 
     /// sine: period of the wave.
-    #[arg(long, default_value = "5m", value_parser = order_server::config::parse_duration)]
+    #[arg(long, env = "LOADGEN_PERIOD", default_value = "5m", value_parser = order_server::config::parse_duration)]
     #[serde(default = "defaults::period", with = "humantime_serde")]
     pub period: Duration,
 
     /// sine: relative amplitude (0.5 swings from half to one and a half times the rate).
-    #[arg(long, default_value_t = defaults::AMPLITUDE)]
+    #[arg(long, env = "LOADGEN_AMPLITUDE", default_value_t = defaults::AMPLITUDE)]
     #[serde(default = "defaults::amplitude")]
     pub amplitude: f64,
 
@@ -96,7 +96,7 @@ pub struct ShapeSpec {
     pub day_length: Duration,
 
     /// daily: hour of day at which the run starts (0-24).
-    #[arg(long, default_value_t = defaults::START_HOUR)]
+    #[arg(long, env = "LOADGEN_START_HOUR", default_value_t = defaults::START_HOUR)]
     #[serde(default = "defaults::start_hour")]
     pub start_hour: f64,
 
@@ -106,12 +106,12 @@ pub struct ShapeSpec {
     pub flash_sale_every: Option<Duration>,
 
     /// Flash sales: how long a sale lasts.
-    #[arg(long, default_value = "30s", value_parser = order_server::config::parse_duration)]
+    #[arg(long, env = "LOADGEN_FLASH_SALE_DURATION", default_value = "30s", value_parser = order_server::config::parse_duration)]
     #[serde(default = "defaults::flash_duration", with = "humantime_serde")]
     pub flash_sale_duration: Duration,
 
     /// Flash sales: clothing rate multiplier during a sale (food gets a quarter of the extra).
-    #[arg(long, default_value_t = defaults::FLASH_FACTOR)]
+    #[arg(long, env = "LOADGEN_FLASH_SALE_FACTOR", default_value_t = defaults::FLASH_FACTOR)]
     #[serde(default = "defaults::flash_factor")]
     pub flash_sale_factor: f64,
 }

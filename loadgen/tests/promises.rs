@@ -6,12 +6,14 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use loadgen::schedule::ArrivalProcess;
 use loadgen::RunConfig;
+use order_server::test_kit::{backticked_flags, flags_without_env, readme, sentence};
 
 fn loadgen(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
@@ -227,5 +229,58 @@ fn a_merge_that_cannot_be_written_exits_3_without_panicking() {
         let (code, err) = closed_pipe(&["merge", path, "--output", "json"], close_stderr);
         assert_eq!(code, Some(3), "{err}");
         assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// `loadgen --help` shows an environment variable for every flag but the ones both READMEs
+/// name as having none.
+#[test]
+fn every_flag_has_an_environment_variable_but_the_ones_the_readmes_name() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("--help")
+        .output()
+        .expect("loadgen --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--food-rate") && help.contains("[env: LOADGEN_FOOD_RATE="));
+    let without = flags_without_env(&help);
+    assert!(without.contains("--header"), "{without:?}");
+    for name in ["README.md", "README.zh-CN.md"] {
+        let said = sentence(&readme(name), "`loadgen --help`");
+        let named: BTreeSet<String> = backticked_flags(&said)
+            .into_iter()
+            .filter(|f| f != "--help")
+            .collect();
+        assert_eq!(without, named, "{name}: {said}");
+    }
+}
+
+/// Shards count from 0: every `--shard I/N` example in the READMEs is one the program takes,
+/// and its line lists the shards of that split as the program numbers them.
+#[test]
+fn the_readmes_count_shards_from_zero() {
+    for name in ["README.md", "README.zh-CN.md"] {
+        let text = readme(name);
+        let mut seen = 0;
+        for line in text.lines().filter(|l| l.contains("--shard ")) {
+            let Some(spec) = line
+                .split("--shard ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+            else {
+                continue;
+            };
+            let Ok(shard) = spec.parse::<loadgen::cli::Shard>() else {
+                continue; // `--shard I/N` in prose
+            };
+            seen += 1;
+            let n = shard.count;
+            assert!(format!("{n}/{n}").parse::<loadgen::cli::Shard>().is_err());
+            for i in 0..n {
+                let each = format!("{i}/{n}");
+                assert!(each.parse::<loadgen::cli::Shard>().is_ok());
+                assert!(line.contains(&each), "{name}: {line} does not list {each}");
+            }
+        }
+        assert!(seen > 0, "{name}: no --shard example");
     }
 }

@@ -1,9 +1,11 @@
 //! Helpers for the tests of every crate that runs the order server, behind the `test-kit`
 //! feature (as tokio's `test-util` is): an order server on loopback with its address and a
 //! stop handle, scraping and parsing its `/metrics`, a process's resident memory, waiting for
-//! a child process to exit, and where the workspace keeps the external tools its checks run.
-//! Not part of the server's API.
+//! a child process to exit, where the workspace keeps the external tools its checks run, and
+//! reading the READMEs' sentences and a `--help` text's flags, so tests can hold the two to
+//! each other. Not part of the server's API.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
@@ -165,4 +167,62 @@ pub fn project_tools_dir() -> PathBuf {
 /// Whether the tests run under CI, where a missing tool is a failure.
 pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The text of one of the workspace's READMEs (`README.md`, `README.zh-CN.md`).
+pub fn readme(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The sentence of `text` from `marker` to its full stop (`. ` or `。`), lines joined.
+pub fn sentence(text: &str, marker: &str) -> String {
+    let joined = text.replace('\n', " ");
+    let at = joined
+        .find(marker)
+        .unwrap_or_else(|| panic!("no sentence naming {marker}"));
+    let rest = &joined[at..];
+    let end = [". ", "。"]
+        .iter()
+        .filter_map(|stop| rest.find(stop))
+        .min()
+        .unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+/// The backticked `--flags` in `text`.
+pub fn backticked_flags(text: &str) -> BTreeSet<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|t| t.starts_with("--") && !t.contains(' '))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The flags of a clap `--help` text that show no `[env: ...]`, `--help` and `--version`
+/// aside.
+pub fn flags_without_env(help: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut current: Option<(String, bool)> = None;
+    for line in help.lines() {
+        // A flag's own line: `  -x, --name` or six spaces and `--name`; its text is indented
+        // further.
+        let flag = line.strip_prefix("      --").or_else(|| {
+            line.strip_prefix("  -")
+                .and_then(|l| l.get(3..))
+                .and_then(|l| l.strip_prefix("--"))
+        });
+        if let Some(f) = flag {
+            out.extend(current.take().filter(|(_, env)| !env).map(|(f, _)| f));
+            let name = f.split([' ', '=', '<', ',']).next().unwrap_or_default();
+            current = Some((format!("--{name}"), false));
+        } else if let Some((_, env)) = current.as_mut() {
+            *env |= line.contains("[env: ");
+        }
+    }
+    out.extend(current.filter(|(_, env)| !env).map(|(f, _)| f));
+    out.remove("--help");
+    out.remove("--version");
+    out
 }
