@@ -14,8 +14,10 @@ WORKDIR /src
 # The whole workspace, so a crate added to it needs no edit here; .dockerignore keeps
 # target/, .git/ and the folders no crate builds from out of the context.
 COPY . .
-# The commit stamped into order_service_build_info (there is no .git in the build context).
-ARG ORDER_SERVER_COMMIT=unknown
+# The commit stamped into order_service_build_info (there is no .git in the build context);
+# without one the metric has no commit label. Compose passes it from the shell's
+# ORDER_SERVER_COMMIT.
+ARG ORDER_SERVER_COMMIT=
 ENV ORDER_SERVER_COMMIT=${ORDER_SERVER_COMMIT}
 # BuildKit cache mounts keep the crates registry and target/ between builds, so editing the
 # sources rebuilds only the workspace crates. They are not part of the image, so the

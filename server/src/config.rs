@@ -38,8 +38,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Probe a running server's /healthz (or --path) and exit 0 if it answers 200 (for
-    /// container health checks in images that have no curl).
+    /// Probe a running server's /healthz (or --path) and exit 0 if it answers with any 2xx
+    /// status, 1 otherwise (for container health checks in images that have no curl).
     Healthcheck {
         /// Address of the server to probe.
         #[arg(
@@ -49,10 +49,20 @@ pub enum Command {
         )]
         addr: SocketAddr,
         /// Path to GET; must start with "/" (e.g. /metrics to probe the load generator).
-        #[arg(long, default_value = "/healthz", value_parser = parse_path)]
+        #[arg(
+            long,
+            env = "ORDER_SERVER_HEALTHCHECK_PATH",
+            default_value = "/healthz",
+            value_parser = parse_path
+        )]
         path: String,
         /// Give up after this long.
-        #[arg(long, default_value = "2s", value_parser = crate::config::parse_duration)]
+        #[arg(
+            long,
+            env = "ORDER_SERVER_HEALTHCHECK_TIMEOUT",
+            default_value = "2s",
+            value_parser = crate::config::parse_duration
+        )]
         timeout: Duration,
     },
 }

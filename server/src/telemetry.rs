@@ -13,12 +13,23 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 
 use crate::contract::{self as c, FaultKind, OrderStatus, OrderType, Route};
 
-/// Version and commit of this build, exported as `order_service_build_info`.
+/// Version and commit of this build, exported as `order_service_build_info`. The commit is
+/// empty when the build was not given one (`ORDER_SERVER_COMMIT`, the image's build argument),
+/// and the metric then leaves its `commit` label out rather than claim a value.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const COMMIT: &str = match option_env!("ORDER_SERVER_COMMIT") {
     Some(c) => c,
-    None => "unknown",
+    None => "",
 };
+
+/// `order_service_build_info`'s labels: the version, and the commit when there is one.
+pub fn build_labels(version: &'static str, commit: &'static str) -> Vec<Label> {
+    let mut labels = vec![Label::new("version", version)];
+    if !commit.trim().is_empty() {
+        labels.push(Label::new("commit", commit));
+    }
+    labels
+}
 
 static META: metrics::Metadata<'static> =
     metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
@@ -173,14 +184,8 @@ impl Telemetry {
         });
         let in_flight = r.register_gauge(&Key::from_static_name(c::HTTP_IN_FLIGHT), &META);
         in_flight.set(0.0);
-        r.register_gauge(
-            &key(
-                c::BUILD_INFO,
-                vec![Label::new("version", VERSION), Label::new("commit", COMMIT)],
-            ),
-            &META,
-        )
-        .set(1.0);
+        r.register_gauge(&key(c::BUILD_INFO, build_labels(VERSION, COMMIT)), &META)
+            .set(1.0);
 
         let process = metrics_process::Collector::default();
         metrics::with_local_recorder(r, || process.describe());

@@ -216,7 +216,8 @@ pub fn flags_without_env(help: &str) -> BTreeSet<String> {
         if let Some(f) = flag {
             out.extend(current.take().filter(|(_, env)| !env).map(|(f, _)| f));
             let name = f.split([' ', '=', '<', ',']).next().unwrap_or_default();
-            current = Some((format!("--{name}"), false));
+            // Short help puts `[env: ...]` on the flag's line, long help below it.
+            current = Some((format!("--{name}"), line.contains("[env: ")));
         } else if let Some((_, env)) = current.as_mut() {
             *env |= line.contains("[env: ");
         }
