@@ -229,6 +229,59 @@ fn dockerfile() -> Vec<String> {
         .collect()
 }
 
+/// Compose's `${VAR:-default}` and `${VAR}` in `text`, from `env`.
+fn interpolate(text: &str, env: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find('}').expect("closed ${") + at;
+        let inner = &rest[at + 2..end];
+        let (name, default) = inner.split_once(":-").unwrap_or((inner, ""));
+        let set = env.iter().find(|(k, v)| *k == name && !v.is_empty());
+        out.push_str(set.map_or(default, |(_, v)| v));
+        rest = &rest[end + 1..];
+    }
+    out + rest
+}
+
+/// The commit in `order_service_build_info` under compose: compose passes the shell's
+/// ORDER_SERVER_COMMIT as the build argument the Dockerfile turns into the build's
+/// environment (the rehearsal in image.rs shows that argument reaching the metric), and
+/// without it the argument is empty, which the server leaves out (server/tests/promises.rs),
+/// never a made-up "unknown".
+#[test]
+fn compose_passes_the_commit_to_the_image_build() {
+    let compose = compose();
+    let args = &compose["services"]["order-server"]["build"]["args"];
+    let arg = args["ORDER_SERVER_COMMIT"]
+        .as_str()
+        .expect("compose passes ORDER_SERVER_COMMIT to the build");
+    assert_eq!(
+        interpolate(arg, &[("ORDER_SERVER_COMMIT", "0123abcd4567")]),
+        "0123abcd4567"
+    );
+    assert_eq!(interpolate(arg, &[]), "");
+    let lines = dockerfile();
+    let declared = lines
+        .iter()
+        .position(|l| l.starts_with("ARG ORDER_SERVER_COMMIT"))
+        .expect("the Dockerfile takes ORDER_SERVER_COMMIT");
+    assert_eq!(
+        lines[declared], "ARG ORDER_SERVER_COMMIT=",
+        "no made-up default"
+    );
+    let env = lines
+        .iter()
+        .position(|l| l == "ENV ORDER_SERVER_COMMIT=${ORDER_SERVER_COMMIT}")
+        .expect("the build sees it");
+    let build = lines
+        .iter()
+        .position(|l| l.starts_with("RUN") && l.contains("cargo build"))
+        .expect("cargo build");
+    assert!(declared < env && env < build, "{lines:#?}");
+}
+
 fn port_of(addr: &str) -> &str {
     addr.rsplit(':').next().unwrap_or_default()
 }
