@@ -193,7 +193,7 @@ pub fn parse_duration(s: &str) -> Option<u64> {
 }
 
 fn format_ms(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -100,3 +100,57 @@ fn files_the_readmes_link_exist() {
         }
     }
 }
+
+/// Every repository path the READMEs name in backticks (outside code blocks) exists: a path
+/// is a token whose first segment is a top-level entry of the repository (`target/` aside,
+/// which the build makes), without wildcards.
+#[test]
+fn paths_the_readmes_name_exist() {
+    let top: BTreeSet<String> = std::fs::read_dir(repo_root())
+        .expect("repo root")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "target")
+        .collect();
+    for doc in ["README.md", "README.zh-CN.md"] {
+        let mut named = 0;
+        for id in identifiers(&read(doc)) {
+            let Some((first, _)) = id.split_once('/') else {
+                continue;
+            };
+            if id.contains([' ', '*', '{', '<', '$']) || !top.contains(first) {
+                continue;
+            }
+            named += 1;
+            assert!(
+                repo_root().join(&id).exists(),
+                "{doc} names {id}, which does not exist"
+            );
+        }
+        assert!(named > 20, "{doc}: only {named} paths found");
+    }
+}
+
+/// Provisioning into your own Grafana: the READMEs name both provisioning files by their
+/// real paths, and say to change the data source's URL, which is compose's host name.
+#[test]
+fn the_readmes_say_what_provisioning_needs_changed() {
+    let datasource = "deploy/grafana/provisioning/datasources/prometheus.yml";
+    let text = read(datasource);
+    let url = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("url: "))
+        .expect("the data source's url");
+    assert_eq!(url, "http://prometheus:9090", "compose's host name");
+    let provider = "deploy/grafana/provisioning/dashboards/order-metrics.yml";
+    let path = read(provider)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("path: ").map(str::to_string))
+        .expect("the provider's path");
+    for doc in ["README.md", "README.zh-CN.md"] {
+        let ids = identifiers(&read(doc));
+        for must in [datasource, provider, url, path.as_str(), "url", "path"] {
+            assert!(ids.contains(must), "{doc} does not name `{must}`");
+        }
+    }
+}
