@@ -620,6 +620,19 @@ fn the_loadgen_job_splits_the_rate_by_completion_index() {
         args.contains(&format!("--shard=$(JOB_COMPLETION_INDEX)/{n}")),
         "{args:?}"
     );
+    // Every pod gets the Job's uid as its run id, so merge takes their reports as one run's
+    // (the Job controller labels its pods with it, Kubernetes 1.27 and later).
+    let env = spec["template"]["spec"]["containers"][0]["env"]
+        .as_vec()
+        .expect("env");
+    let run_id = env
+        .iter()
+        .find(|e| e["name"].as_str() == Some("LOADGEN_RUN_ID"))
+        .expect("LOADGEN_RUN_ID");
+    assert_eq!(
+        run_id["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        Some("metadata.labels['batch.kubernetes.io/controller-uid']")
+    );
     // Every shard's command line is one the load generator accepts.
     for i in 0..n {
         let argv = std::iter::once("loadgen".to_string()).chain(
@@ -627,8 +640,13 @@ fn the_loadgen_job_splits_the_rate_by_completion_index() {
                 .map(|a| a.replace("$(JOB_COMPLETION_INDEX)", &i.to_string())),
         );
         let cli = loadgen::Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("shard {i}: {e}"));
-        cli.into_config()
+        let mut cli = cli;
+        // What the downward API gives: the Job's uid.
+        cli.run_id.run_id = Some("5f1c2a9e-1d2b-4c3d-8e9f-0a1b2c3d4e5f".into());
+        let cfg = cli
+            .into_config()
             .unwrap_or_else(|e| panic!("shard {i}: {e}"));
+        assert!(cfg.run_id.is_some());
     }
 }
 

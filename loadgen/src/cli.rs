@@ -210,6 +210,9 @@ pub struct Cli {
     #[command(flatten)]
     pub control: crate::control::ControlArgs,
 
+    #[command(flatten)]
+    pub run_id: crate::run_id::RunIdArgs,
+
     /// Log filter for messages on standard error.
     #[arg(long, env = "LOADGEN_LOG", default_value = "warn,loadgen=info")]
     pub log: String,
@@ -247,6 +250,8 @@ pub enum ConfigError {
     CaCert(#[from] ClientError),
     #[error(transparent)]
     Threshold(#[from] ThresholdError),
+    #[error("{0}")]
+    RunId(String),
 }
 
 /// Combines the JSON reports of one run's shards (`--shard I/N`, one report each) into one
@@ -416,6 +421,7 @@ impl Cli {
             drain: self.drain,
             progress: !self.no_progress,
             control: self.control.validate()?,
+            run_id: self.run_id.validated().map_err(ConfigError::RunId)?,
         })
     }
 }

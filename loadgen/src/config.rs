@@ -44,6 +44,8 @@ pub struct RunConfig {
     pub progress: bool,
     /// `--control-addr`: the live control API, if on.
     pub control: Option<crate::control::ControlConfig>,
+    /// `--run-id`: the id every shard of this run shares, if given.
+    pub run_id: Option<String>,
 }
 
 impl RunConfig {
@@ -85,6 +87,7 @@ impl RunConfig {
             drain: Duration::from_secs(5),
             progress: false,
             control: None,
+            run_id: None,
         }
     }
 }

@@ -34,6 +34,8 @@
 //! - [`outcome`]: the closed set of outcome classes.
 //! - [`answer`]: incremental framing of HTTP/1.1 answers, for the engine.
 //! - [`merge`]: `loadgen merge`, shard reports combined into one without loss.
+//! - [`run_id`]: which run a report belongs to (`--run-id`), so merge refuses other runs'
+//!   shards.
 //! - [`hdr`]: the histograms' interchange forms: V2 base64 and the `.hgrm` text.
 //! - `stamp` (Linux): the kernel's receive timestamps, for the engine and the benchmark's
 //!   floor clients.
@@ -74,6 +76,7 @@ pub mod redact;
 pub mod report;
 pub mod report_file;
 pub mod run;
+pub mod run_id;
 pub mod sampler;
 pub mod scenario;
 pub mod schedule;

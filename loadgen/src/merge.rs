@@ -3,7 +3,8 @@
 //! average of percentiles), the time series aligned by each shard's wall-clock start, the run
 //! lasting from the first start to the last end, each shard's target rate weighed by how long
 //! it ran. Inputs that do not belong together are refused: another schema, the same shard
-//! twice, shards of different splits, or a shard missing; so is anything a load generator
+//! twice, shards of different splits, a shard missing, or shards of different runs
+//! ([`crate::run_id`]); so is anything a load generator
 //! would not have written. A report may sit among log lines (`kubectl logs` of a pod
 //! mixes them): the pretty-printed object from its first `{` line to its last `}` line is read.
 
@@ -45,6 +46,8 @@ pub enum MergeError {
     MissingShard(u32, u32, String),
     #[error("the merged counts overflow")]
     Overflow,
+    #[error("{0}")]
+    NotOneRun(String),
 }
 
 /// Reports larger than this are not a load generator's: the largest, with a full time series,
@@ -68,6 +71,8 @@ struct ReportIn {
     series: Option<Series>,
     #[serde(default)]
     events: Vec<crate::live::Event>,
+    #[serde(default)]
+    run: Option<crate::run_id::RunIdentity>,
     stopped_by: StopReason,
     shard: ShardInfo,
     food: TypeIn,
@@ -222,6 +227,14 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
         .map(|p| read(p))
         .collect::<Result<Vec<_>, _>>()?;
     check_shards(&inputs)?;
+    let shards: Vec<crate::run_id::Shard<'_>> = inputs
+        .iter()
+        .map(|(p, r)| {
+            let at = r.started_at.as_deref().and_then(|a| started(a).ok());
+            (p.as_path(), r.run.as_ref(), at)
+        })
+        .collect();
+    crate::run_id::same_run(&shards).map_err(MergeError::NotOneRun)?;
     let first = &inputs.first().ok_or(MergeError::Empty)?.1;
     let clock = clock(&inputs)?;
     let offset = |i: usize| clock.as_ref().map_or(0.0, |(_, offsets)| offsets[i]);
@@ -265,6 +278,7 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
         .min_by(|&a, &b| offset(a).total_cmp(&offset(b)))
         .unwrap_or(0);
     report.phases = inputs[earliest].1.phases.clone();
+    report.run = first.run.clone();
     if let Some((origin, offsets)) = &clock {
         report.started_at = Some(humantime::format_rfc3339_millis(*origin).to_string());
         let shards: Option<Vec<(f64, &Series)>> = inputs

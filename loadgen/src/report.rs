@@ -217,6 +217,8 @@ pub struct Report {
     pub series: Option<Series>,
     /// Live changes (`--control-addr`), oldest first; empty for a run nobody steered.
     pub events: Vec<crate::live::Event>,
+    /// Which run this is (see [`crate::run_id`]); null in reports from before it.
+    pub run: Option<crate::run_id::RunIdentity>,
     /// Some request got an answer (false: nothing listening, or nothing answered before
     /// the drain ran out).
     pub target_reached: bool,
@@ -271,6 +273,7 @@ impl Report {
             thresholds: checks,
             series: None,
             events: Vec::new(),
+            run: None,
             target_reached: reached || total_sent_is_zero(stats),
             passed,
         }

@@ -244,6 +244,7 @@ pub async fn run_publishing(
     };
     report.started_at = Some(humantime::format_rfc3339_millis(started_at).to_string());
     report.command_line = cfg.command_line.clone();
+    report.run = Some(crate::run_id::RunIdentity::of(&cfg));
     report.phases = PhaseSpan::of(&plan);
     report.series = series;
     if let Some(l) = &live {

@@ -459,3 +459,100 @@ async fn the_binary_writes_the_html_report_for_a_run_and_a_merge() {
     let page = std::fs::read_to_string(&merged).expect("merged page");
     assert!(page.contains("(merged from shard reports)") && page.contains("data-series"));
 }
+
+/// Shards of different runs are refused (issue 26: shard 0/2 of one run and 1/2 of another
+/// made a run that never happened): by their run ids when they have them, otherwise by seed,
+/// plan and start. The run id comes from `--run-id` or `LOADGEN_RUN_ID`, as a Job passes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_of_different_runs_are_refused() {
+    let (url, server) = support::order_server().await;
+    let shard = |i: u32, seed: u64, id: Option<&str>| {
+        let mut cfg = RunConfig::constant(Some(url.clone()), 20.0, 0.0);
+        cfg.plan.shard = (i, 2);
+        cfg.seed = seed;
+        cfg.run_id = id.map(String::from);
+        cfg.duration = Some(Duration::from_millis(300));
+        loadgen::run(cfg, std::future::pending())
+    };
+    let (a0, a1, b1, c0, c1, d1) = tokio::join!(
+        shard(0, 1, Some("run-a")),
+        shard(1, 1, Some("run-a")),
+        shard(1, 1, Some("run-b")),
+        shard(0, 1, None),
+        shard(1, 1, None),
+        shard(1, 2, None),
+    );
+    // One shard through the binary, its id from the environment as the Job sets it.
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--target", &url, "--shard", "1/2", "--food-rate", "20"])
+        .args([
+            "--clothing-rate",
+            "0",
+            "--duration",
+            "300ms",
+            "--output",
+            "json",
+        ])
+        .args(["--no-progress", "--arrivals", "uniform"])
+        .env("LOADGEN_RUN_ID", "run-e")
+        .output()
+        .expect("run loadgen");
+    assert_eq!(out.status.code(), Some(0));
+    let e1: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(e1["run"]["id"], "run-e");
+    assert_eq!(e1["run"]["seed"], 1);
+    server.shutdown().await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = |name: &str, r: loadgen::Report| {
+        let mut v = Vec::new();
+        r.write_json(&mut v).expect("json");
+        write(dir.path(), name, &String::from_utf8(v).expect("utf8"))
+    };
+    let [a0, a1, b1, c0, c1, d1] = [
+        ("a0", a0),
+        ("a1", a1),
+        ("b1", b1),
+        ("c0", c0),
+        ("c1", c1),
+        ("d1", d1),
+    ]
+    .map(|(name, r)| json(&format!("{name}.json"), r.expect("run")));
+    let e1 = write(dir.path(), "e1.json", &e1.to_string());
+    // The same run's shard 1, but started 6 s later (the same seed and plan, no id).
+    let text = std::fs::read_to_string(&c1).expect("read");
+    let mut late: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let at = humantime::parse_rfc3339(late["started_at"].as_str().expect("started_at"))
+        .expect("rfc3339");
+    late["started_at"] = humantime::format_rfc3339_millis(at + Duration::from_secs(6))
+        .to_string()
+        .into();
+    let c1_late = write(dir.path(), "c1-late.json", &late.to_string());
+
+    let cases: &[(&[&Path], &str)] = &[
+        (&[&a0, &b1], "run ids \"run-a\" and \"run-b\""),
+        (&[&a0, &e1], "run ids \"run-a\" and \"run-e\""),
+        (&[&a0, &c1], "run ids \"run-a\" and (none)"),
+        (&[&c0, &d1], "seeds 1 and 2"),
+        (&[&c0, &c1_late], "s apart"),
+    ];
+    for (files, why) in cases {
+        let (code, _, err) = merge(files, &[]);
+        assert_eq!(code, Some(2), "{files:?}: {err}");
+        assert!(
+            err.contains(why) && err.contains("--run-id") && !err.contains("panicked"),
+            "{files:?}: {err}"
+        );
+    }
+    // Shards of one run merge, with or without an id, and the merge says which run it is.
+    for (files, id) in [
+        ([a0.as_path(), a1.as_path()], serde_json::json!("run-a")),
+        ([c1.as_path(), c0.as_path()], serde_json::Value::Null),
+    ] {
+        let (code, out, err) = merge(&files, &["--output", "json"]);
+        assert_eq!(code, Some(0), "{files:?}: {err}");
+        let merged: serde_json::Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(merged["run"]["id"], id);
+        assert_eq!(merged["run"]["seed"], 1);
+    }
+}
