@@ -109,10 +109,11 @@ pub async fn serve_app(
 }
 
 /// The status hyper answered a request it refused before any handler saw it (its `on_error`):
-/// 431 for a head over [`MAX_HEADER_BYTES`], 414 for a request line too long, 400 for a
-/// malformed head; `None` for errors hyper answers nothing to (an HTTP/2 preface on an
-/// HTTP/1 parse, its own internal error) and for every other connection error. hyper tells
-/// those kinds apart only in its messages.
+/// 431 for a head over [`MAX_HEADER_BYTES`] (a request line that long included), 400 for a
+/// malformed head, and 414 should hyper ever call a URI too long (past 64 KiB, which the head
+/// limit never lets through); `None` for errors hyper answers nothing to (an HTTP/2 preface
+/// on an HTTP/1 parse, its own internal error) and for every other connection error. hyper
+/// tells those kinds apart only in its messages.
 fn rejected_status(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
     let e = e.downcast_ref::<hyper::Error>()?;
     let text = e.to_string();
