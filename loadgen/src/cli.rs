@@ -207,6 +207,11 @@ pub struct Cli {
     #[arg(long, env = "LOADGEN_NO_PROGRESS")]
     pub no_progress: bool,
 
+    /// No full-screen terminal view: the one-line progress instead (the view needs both
+    /// standard output and standard error to be terminals).
+    #[arg(long, env = "LOADGEN_NO_TUI")]
+    pub no_tui: bool,
+
     #[command(flatten)]
     pub control: crate::control::ControlArgs,
 
@@ -420,6 +425,8 @@ impl Cli {
             },
             drain: self.drain,
             progress: !self.no_progress,
+            terminal: None,
+            max_rate: self.control.max_rate,
             control: self.control.validate()?,
             run_id: self.run_id.validated().map_err(ConfigError::RunId)?,
         })

@@ -46,6 +46,10 @@ pub struct RunConfig {
     pub control: Option<crate::control::ControlConfig>,
     /// `--run-id`: the id every shard of this run shares, if given.
     pub run_id: Option<String>,
+    /// The full-screen terminal view, when the binary shows one: the log lines it shows.
+    pub terminal: Option<crate::tui::LogBuffer>,
+    /// The highest total rate a live change may ask for (`--max-rate`).
+    pub max_rate: f64,
 }
 
 impl RunConfig {
@@ -88,6 +92,8 @@ impl RunConfig {
             progress: false,
             control: None,
             run_id: None,
+            terminal: None,
+            max_rate: 100_000.0,
         }
     }
 }

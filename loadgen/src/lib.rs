@@ -45,6 +45,7 @@
 //! - [`report`]: the end-of-run report, the thresholds' verdicts, text and JSON renderings.
 //! - [`report_file`]: `--report-file`, checked before the run and replaced whole.
 //! - [`telemetry`]: the generator's own metrics and their `/metrics` endpoint.
+//! - [`tui`]: the full-screen terminal view and its keys (a front-end of [`live`]).
 //! - [`progress`]: the once-a-second tick: the target-rate gauge, the series' sampler, the
 //!   live progress line.
 //! - [`sampler`]: builds the time series from the recorder, tick by tick.
@@ -87,6 +88,7 @@ pub mod stamp;
 pub mod telemetry;
 pub mod threshold;
 pub mod tokio_path;
+pub mod tui;
 
 pub use cli::{Cli, ConfigError};
 pub use config::RunConfig;

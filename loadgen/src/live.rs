@@ -15,6 +15,8 @@ use order_server::contract::OrderType;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use order_server::FaultRequest;
+
 use crate::change::{edit, Change, Source};
 use crate::monitor::Monitor;
 use crate::schedule::Plan;
@@ -91,6 +93,8 @@ struct State {
     dropped_events: u64,
     scenario: Option<Running>,
     inbox: Vec<(Change, Source)>,
+    /// Faults switched on through the load generator, as shown, and until when (seconds).
+    faults: Vec<(String, f64)>,
 }
 
 /// Why a change was not taken.
@@ -133,6 +137,7 @@ impl Live {
                 dropped_events: 0,
                 scenario: None,
                 inbox: Vec::new(),
+                faults: Vec::new(),
             }),
             waiting: AtomicBool::new(false),
             wake: Notify::new(),
@@ -265,6 +270,49 @@ impl Live {
         Some(plan)
     }
 
+    /// A fault the server took, switched on by `source`: an event, and shown as active until
+    /// its duration runs out.
+    pub fn fault_on(&self, fault: &FaultRequest, source: Source) {
+        let at = self.elapsed();
+        let lasts = humantime::parse_duration(&fault.duration).map_or(0.0, |d| d.as_secs_f64());
+        let shown = format!(
+            "{}{} on {} orders",
+            fault.kind,
+            match (fault.error_rate, &fault.extra_latency) {
+                (Some(r), _) => format!(" at {:.0} %", r * 100.0),
+                (_, Some(l)) => format!(" +{l}"),
+                _ => String::new(),
+            },
+            fault.order_type.as_deref().unwrap_or("all"),
+        );
+        let mut s = self.lock();
+        s.faults.retain(|(_, until)| *until > at);
+        if s.faults.len() < MAX_WAITING {
+            s.faults.push((shown, at + lasts));
+        }
+        let detail = serde_json::to_string(fault).unwrap_or_default();
+        self.push_event(&mut s, at, EventKind::Fault, detail, source);
+    }
+
+    /// Every fault was cleared at the server.
+    pub fn faults_cleared(&self, detail: String, source: Source) {
+        let at = self.elapsed();
+        let mut s = self.lock();
+        s.faults.clear();
+        self.push_event(&mut s, at, EventKind::FaultsCleared, detail, source);
+    }
+
+    /// The faults switched on through the load generator that are still on at `at`, with
+    /// the seconds each has left.
+    pub fn faults(&self, at: f64) -> Vec<(String, f64)> {
+        let s = self.lock();
+        s.faults
+            .iter()
+            .filter(|(_, until)| *until > at)
+            .map(|(f, until)| (f.clone(), until - at))
+            .collect()
+    }
+
     /// Records an event that is not a plan change (a fault switched, a stop).
     pub fn event(&self, kind: EventKind, detail: String, source: Source) {
         let at = self.elapsed();
@@ -355,9 +403,14 @@ impl Live {
         self.over.load(Ordering::Acquire)
     }
 
-    /// Counts a monitor tick (the page shows the state is fresh).
+    /// Counts a monitor tick: front-ends recompute what they show when it moves.
     pub fn tick(&self) {
         self.ticks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The monitor's ticks so far.
+    pub fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
     }
 }
 

@@ -25,14 +25,25 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // The full-screen view when both outputs are terminals; its log lines wait in memory
+    // while it owns the screen.
+    let view = (!cli.no_tui
+        && !cli.no_progress
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal())
+    .then(loadgen::tui::LogBuffer::default);
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cli.log).map(|filter| {
-        tracing_subscriber::fmt()
+        let logger = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
             // Its own complaint about a closed standard error would be an `eprintln!`: a panic.
-            .log_internal_errors(false)
-            .init()
+            .log_internal_errors(false);
+        match &view {
+            Some(logs) => logger.with_writer(logs.clone()).with_ansi(false).init(),
+            None => logger
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .init(),
+        }
     }) {
         error(format!(
             "invalid --log filter {}: {e}",
@@ -40,9 +51,14 @@ fn main() -> ExitCode {
         ));
         return ExitCode::from(exit::ERROR);
     }
+    // Whatever happens to the run, the lines the view kept reach standard error.
+    let kept_logs = view.clone();
     let config = match cli.into_config() {
         Ok(c) => loadgen::RunConfig {
             command_line: loadgen::redact::redacted(std::env::args_os()),
+            // The view replaces the one-line progress.
+            progress: c.progress && view.is_none(),
+            terminal: view,
             ..c
         },
         Err(e) => {
@@ -97,6 +113,9 @@ fn main() -> ExitCode {
     // context switch per request.
     let result = runtime
         .block_on(async { tokio::spawn(loadgen::run_publishing(config, stop, publish)).await });
+    if let Some(logs) = &kept_logs {
+        logs.release();
+    }
     let failed = match result {
         Ok(Ok(report)) => Ok(report),
         Ok(Err(e)) => Err(e.to_string()),

@@ -56,11 +56,24 @@ struct Tick {
 }
 
 /// See the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Monitor {
     history: VecDeque<Second>,
     recent: VecDeque<Tick>,
     in_flight: u64,
+    /// Corrected latency since the start, per type: what thresholds so far are judged on.
+    so_far: [Histogram<u64>; 2],
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Monitor {
+            history: VecDeque::new(),
+            recent: VecDeque::new(),
+            in_flight: 0,
+            so_far: [Window::new().corrected, Window::new().corrected],
+        }
+    }
 }
 
 impl Monitor {
@@ -73,6 +86,10 @@ impl Monitor {
             counts: [fc, cc],
             windows: [fw, cw],
         };
+        for (all, w) in self.so_far.iter_mut().zip(&tick.windows) {
+            // Same bounds on both sides, so adding cannot fail.
+            let _ = all.add(&w.corrected);
+        }
         let (dt, prev) = match self.recent.back() {
             Some(p) => ((t - p.t).max(1e-3), p.counts),
             None => (t.max(1e-3), [Counts::default(); 2]),
@@ -114,6 +131,11 @@ impl Monitor {
     /// Requests in flight at the last tick.
     pub fn in_flight(&self) -> u64 {
         self.in_flight
+    }
+
+    /// Corrected latency since the start, per type.
+    pub fn so_far(&self) -> &[Histogram<u64>; 2] {
+        &self.so_far
     }
 
     /// The counts at the last tick.

@@ -250,9 +250,8 @@ impl Report {
             secs,
         );
         let checks = thresholds.judge(|scope| match scope {
-            Some(OrderType::Food) => (&food, &stats[OrderType::Food.index()].corrected),
-            Some(OrderType::Clothing) => (&clothing, &stats[OrderType::Clothing.index()].corrected),
-            None => (&total, &merged.corrected),
+            Some(t) => (stats[t.index()].counts(), &stats[t.index()].corrected),
+            None => (merged.counts(), &merged.corrected),
         });
         let reached = total.completed > total.outcomes["connect_error"];
         let passed = checks.iter().all(|c| c.passed);

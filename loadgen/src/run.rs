@@ -73,7 +73,8 @@ pub async fn run_publishing(
     // again.
     let stopped = AtomicBool::new(false);
     // A steerable run (`--control-addr`) has a live state, whose stop counts as a signal.
-    let live = cfg.control.as_ref().map(|_| {
+    let steerable = cfg.control.is_some() || cfg.terminal.is_some();
+    let live = steerable.then(|| {
         let end = match (cfg.duration.map(|d| d.as_secs_f64()), cfg.plan.length()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -183,8 +184,20 @@ pub async fn run_publishing(
     if let Some(l) = &live {
         l.begin(start.into_std(), started_at);
     }
-    let fault_task =
-        admin.map(|a| tokio::spawn(crate::faults::drive(a, cfg.faults.clone(), start)));
+    // A steerable run shows its scenario's faults beside the live ones.
+    let fault_task = admin.map(|a| {
+        let live = live.clone();
+        tokio::spawn(crate::faults::drive_reporting(
+            a,
+            cfg.faults.clone(),
+            start,
+            move |f| {
+                if let Some(l) = &live {
+                    l.fault_on(&f.request, crate::change::Source::Scenario);
+                }
+            },
+        ))
+    });
     // No fault is switched on once the schedule has stopped, even during the drain.
     let faults_off = fault_task.as_ref().map(|t| t.abort_handle());
     let stop_faults = move || {
@@ -193,6 +206,18 @@ pub async fn run_publishing(
         }
     };
     let progress = Progress::start(&cfg, Arc::clone(&recorder), start, live.clone());
+    let view = match (&cfg.terminal, &live) {
+        (Some(logs), Some(l)) => Some(crate::tui::Tui::start(
+            Arc::clone(l),
+            crate::tui::TuiInfo {
+                target: crate::redact::without_credentials(&target).into_owned(),
+                thresholds: cfg.thresholds.clone(),
+                max_rate: cfg.max_rate,
+                logs: logs.clone(),
+            },
+        )),
+        _ => None,
+    };
 
     let (stopped_by, elapsed, dispatch) = execute(
         &cfg,
@@ -206,6 +231,13 @@ pub async fn run_publishing(
     .await?;
     if let Some(l) = &live {
         l.close();
+    }
+    // The terminal is given back before the report is printed.
+    if let Some(v) = view {
+        v.stop();
+    }
+    if let Some(logs) = &cfg.terminal {
+        logs.release();
     }
     recorder.unsent(&dispatch.finish(stopped_by, elapsed.as_secs_f64()));
     // The plan as the run went, live changes included.

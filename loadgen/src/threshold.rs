@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use order_server::contract::OrderType;
 
+use crate::recorder::Counts;
 use crate::redact::{capped, quoted};
-use crate::report::TypeReport;
 
 /// What a threshold measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -229,27 +229,28 @@ pub struct Check {
 }
 
 impl Thresholds {
-    /// Every threshold's verdict, shorthands first; `scoped` gives the report and the
-    /// corrected-latency histogram of an order type (`None`: the total).
+    /// Every threshold's verdict, shorthands first; `scoped` gives the counts and the
+    /// corrected-latency histogram of an order type (`None`: the total). The report judges
+    /// the whole run this way, the terminal view the run so far.
     pub fn judge<'a>(
         &self,
-        scoped: impl Fn(Option<OrderType>) -> (&'a TypeReport, &'a Histogram<u64>),
+        scoped: impl Fn(Option<OrderType>) -> (Counts, &'a Histogram<u64>),
     ) -> Vec<Check> {
         let mut checks = Vec::new();
         for t in self.shorthands().iter().chain(&self.exprs) {
-            let (report, hist) = scoped(t.scope);
+            let (counts, hist) = scoped(t.scope);
+            let (completed, scheduled) = (counts.completed(), counts.scheduled);
+            let failed = completed - counts.ok();
             // Nothing to judge (no samples, nothing completed, nothing scheduled) is a miss,
             // not a pass, whatever the metric: NaN holds no comparison.
             let actual = match t.metric {
                 Metric::Percentile(_) if hist.is_empty() => f64::NAN,
                 Metric::Percentile(q) => hist.value_at_quantile(q) as f64 / 1000.0,
-                Metric::ErrorRatio if report.completed > 0 => report.error_ratio,
+                Metric::ErrorRatio if completed > 0 => failed as f64 / completed as f64,
                 // Completed over scheduled: did the generator send, and get an answer for,
                 // every request its schedule drew? Not over the asked rate, which Poisson
                 // arrivals miss or overshoot by chance.
-                Metric::AchievedRatio if report.scheduled > 0 => {
-                    report.completed as f64 / report.scheduled as f64
-                }
+                Metric::AchievedRatio if scheduled > 0 => completed as f64 / scheduled as f64,
                 Metric::ErrorRatio | Metric::AchievedRatio => f64::NAN,
             };
             checks.push(Check {

@@ -19,7 +19,7 @@ use super::scenario::{start_scenario, stop_scenario};
 use super::state::state;
 use super::{guard, Control, MAX_BODY_BYTES};
 use crate::change::{Change, Source};
-use crate::live::{EventKind, LiveError};
+use crate::live::LiveError;
 
 const PAGE: &str = include_str!("page.html");
 /// How long a change may take to apply before the answer gives up waiting.
@@ -250,16 +250,10 @@ async fn faults(control: &Control, method: Method, body: &[u8], source: Source) 
         Ok((status, text)) => {
             if status.is_success() {
                 match (&method, &fault) {
-                    (&Method::POST, Some(f)) => control.live.event(
-                        EventKind::Fault,
-                        serde_json::to_string(f).unwrap_or_default(),
-                        source,
-                    ),
-                    (&Method::DELETE, _) => control.live.event(
-                        EventKind::FaultsCleared,
-                        "all faults cleared".into(),
-                        source,
-                    ),
+                    (&Method::POST, Some(f)) => control.live.fault_on(f, source),
+                    (&Method::DELETE, _) => control
+                        .live
+                        .faults_cleared("all faults cleared".into(), source),
                     _ => {}
                 }
             }

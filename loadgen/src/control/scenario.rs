@@ -8,7 +8,6 @@ use serde_json::Value;
 use super::api::{clip, parse_object, refuse, submit, Answer};
 use super::Control;
 use crate::change::{Change, Source};
-use crate::live::EventKind;
 use crate::scenario::{Scenario, BUILTIN};
 
 /// The fastest a scenario may be run (its phases and faults shortened by this factor).
@@ -104,10 +103,7 @@ pub(super) async fn start_scenario(control: &Control, body: &[u8], source: Sourc
             admin,
             sc.faults,
             tokio::time::Instant::now(),
-            move |f| {
-                let detail = serde_json::to_string(&f.request).unwrap_or_default();
-                live.event(EventKind::Fault, detail, Source::Scenario);
-            },
+            move |f| live.fault_on(&f.request, Source::Scenario),
         ));
         let old = control
             .scenario_faults
@@ -135,11 +131,9 @@ pub(super) async fn stop_scenario(control: &Control, source: Source) -> Answer {
         // The scenario's faults end with it.
         if let Some(a) = &control.admin {
             if a.forward(reqwest::Method::DELETE, None).await.is_ok() {
-                control.live.event(
-                    EventKind::FaultsCleared,
-                    format!("{}'s faults cleared", running.name),
-                    source,
-                );
+                control
+                    .live
+                    .faults_cleared(format!("{}'s faults cleared", running.name), source);
             }
         }
     }
