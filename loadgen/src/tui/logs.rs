@@ -74,16 +74,20 @@ impl LogBuffer {
     }
 }
 
-/// One log event's writer.
+/// One log event's writer: whole lines go to the buffer, a partial one when it is dropped.
 #[derive(Debug)]
-pub struct LineWriter(LogBuffer);
+pub struct LineWriter(LogBuffer, Vec<u8>);
 
 impl Write for LineWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.0.direct.load(Ordering::Acquire) {
             let _ = io::stderr().write_all(buf);
-        } else {
-            self.0.push(&String::from_utf8_lossy(buf));
+            return Ok(buf.len());
+        }
+        self.1.extend_from_slice(buf);
+        if let Some(end) = self.1.iter().rposition(|&b| b == b'\n') {
+            let whole: Vec<u8> = self.1.drain(..=end).collect();
+            self.0.push(&String::from_utf8_lossy(&whole));
         }
         Ok(buf.len())
     }
@@ -93,11 +97,19 @@ impl Write for LineWriter {
     }
 }
 
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.1.is_empty() {
+            self.0.push(&String::from_utf8_lossy(&self.1));
+        }
+    }
+}
+
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
     type Writer = LineWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter(self.clone())
+        LineWriter(self.clone(), Vec::new())
     }
 }
 
@@ -109,10 +121,12 @@ mod tests {
     fn keeps_the_last_lines_bounded() {
         let b = LogBuffer::default();
         for i in 0..(MAX_LINES + 10) {
-            let mut w = LineWriter(b.clone());
+            let mut w = LineWriter(b.clone(), Vec::new());
             writeln!(w, "line {i}").expect("write");
         }
-        writeln!(LineWriter(b.clone()), "{}", "x".repeat(10_000)).expect("write");
+        let mut w = LineWriter(b.clone(), Vec::new());
+        write!(w, "{}", "x".repeat(10_000)).expect("write");
+        drop(w);
         assert_eq!(b.last(2)[0], format!("line {}", MAX_LINES + 9));
         assert!(b.last(1)[0].len() <= MAX_LINE_BYTES + 3);
         let (lines, dropped) = b.take();
