@@ -89,6 +89,24 @@ fn nothing_to_judge_is_a_miss_for_every_metric() {
         assert_eq!(c["passed"], false, "{c}");
         assert!(c["actual"].is_null(), "{c}");
     }
+    // The text report says there was nothing, not a number.
+    let text: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| !["--output", "json"].contains(a))
+        .collect();
+    let (code, out, _) = loadgen(&text);
+    assert_eq!(code, Some(1));
+    for e in exprs {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("threshold") && l.contains(e))
+            .unwrap_or_else(|| panic!("no verdict for {e}: {out}"));
+        assert!(
+            line.contains("actual none") && line.ends_with("MISSED"),
+            "{line}"
+        );
+    }
     // The shorthands too: against a closed port no request gets an answer, so there is no
     // latency to judge (it used to read 0 ms and pass).
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

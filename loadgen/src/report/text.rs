@@ -96,14 +96,19 @@ impl Report {
         Ok(())
     }
 
-    /// One line per threshold: the expression, its limit, the actual value and the verdict.
+    /// One line per threshold: the expression, its limit, the actual value ("none" when
+    /// there was nothing to judge) and the verdict.
     pub fn write_verdicts(&self, w: &mut impl Write) -> io::Result<()> {
         for c in &self.thresholds {
             let verdict = if c.passed { "ok" } else { "MISSED" };
+            let actual = match c.actual.is_nan() {
+                true => "none".to_string(),
+                false => format!("{:.4}", c.actual),
+            };
             writeln!(
                 w,
-                "threshold {:<24} {:<2} {:<10.4} actual {:<10.4} {verdict}",
-                c.name, c.op, c.limit, c.actual
+                "threshold {:<24} {:<2} {:<10.4} actual {actual:<10} {verdict}",
+                c.name, c.op, c.limit
             )?;
         }
         Ok(())
