@@ -35,15 +35,22 @@ fn version(text: &str) -> Vec<u64> {
     v
 }
 
-/// `cargo metadata` for `platform`, from the lockfile as it is.
+/// `cargo metadata` for `platform`, from the lockfile as it is: offline when the crates of
+/// every platform are already in Cargo's cache, else fetching their manifests.
 fn metadata(platform: &str) -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(repo_root())
-        .args(["metadata", "--format-version", "1", "--locked"])
-        .args(["--filter-platform", platform])
-        .output()
-        .expect("run cargo metadata");
+    let run = |offline: bool| {
+        Command::new(&cargo)
+            .current_dir(repo_root())
+            .args(["metadata", "--format-version", "1", "--locked"])
+            .args(["--filter-platform", platform])
+            .args(offline.then_some("--offline"))
+            .output()
+            .expect("run cargo metadata")
+    };
+    let out = Some(run(true))
+        .filter(|o| o.status.success())
+        .unwrap_or_else(|| run(false));
     assert!(
         out.status.success(),
         "cargo metadata --filter-platform {platform}: {}",
