@@ -290,10 +290,12 @@ pub fn merge(paths: &[PathBuf], thresholds: &Thresholds) -> Result<Report, Merge
     }
     // Each shard's live changes, on the merged clock, in time order.
     for (i, (_, r)) in inputs.iter().enumerate() {
-        report.events.extend(r.events.iter().map(|e| crate::live::Event {
-            at_s: e.at_s + offset(i),
-            ..e.clone()
-        }));
+        report
+            .events
+            .extend(r.events.iter().map(|e| crate::live::Event {
+                at_s: e.at_s + offset(i),
+                ..e.clone()
+            }));
     }
     report.events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     Ok(report)
