@@ -21,6 +21,9 @@ const MAX_UNSENT_COUNT: u64 = 10_000_000;
 /// How long a steerable run with nothing due waits before it looks again (seconds); the
 /// tokio path is woken by a change at once, the engine looks every few milliseconds anyway.
 const DORMANT: f64 = 0.25;
+/// A due time past this many seconds (a year and a day) is no due time: executors turn due
+/// times into instants, and a rate of 1e-300/s would put one past any clock.
+const MAX_DUE: f64 = 366.0 * 86_400.0;
 
 /// Why a run stopped; the report's `stopped_by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -132,10 +135,11 @@ impl std::fmt::Debug for Source {
 
 impl Source {
     fn next(&mut self) -> Option<f64> {
-        match self {
+        let due = match self {
             Source::Arrivals(a) => a.next_due(),
             Source::Fixed(i) => i.next(),
-        }
+        };
+        due.filter(|d| d.is_finite() && *d <= MAX_DUE)
     }
 }
 
@@ -277,11 +281,12 @@ impl Dispatch {
             _ => match self.limits.duration {
                 Some(end) if now < end => Step::WaitUntil(end),
                 Some(_) => Step::Stop(StopReason::Duration),
-                // A steerable run without an end waits for its next change.
-                None if self.live.as_ref().is_some_and(|l| l.end().is_none()) => {
-                    Step::WaitUntil(now + DORMANT)
-                }
-                None => Step::Stop(StopReason::ScenarioEnd),
+                // A steerable run waits for its next change, until its end if it has one.
+                None => match self.live.as_ref().map(|l| l.end()) {
+                    Some(None) => Step::WaitUntil(now + DORMANT),
+                    Some(Some(end)) if now < end => Step::WaitUntil((now + DORMANT).min(end)),
+                    _ => Step::Stop(StopReason::ScenarioEnd),
+                },
             },
         }
     }
@@ -294,9 +299,9 @@ impl Dispatch {
                 continue;
             };
             let rewind = self.next[i].is_some_and(|d| d > now);
-            a.replan(plan.clone(), now, rewind);
+            a.replan(plan.clone(), rewind);
             if rewind || self.next[i].is_none() {
-                self.next[i] = a.next_due();
+                self.next[i] = self.sources[i].next();
             }
         }
     }

@@ -11,8 +11,13 @@ use tokio::time::Instant;
 use crate::endpoint::{parse_base, EndpointError};
 use crate::scenario::TimedFault;
 
+/// The largest answer taken from the fault API (its lists of faults are a few hundred bytes).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
+    #[error("{0} answered with more than 64 KiB: not the order server's fault API")]
+    TooLarge(Url),
     #[error("--admin-url: {0}")]
     Url(#[source] EndpointError),
     #[error("building the admin client failed: {0}")]
@@ -81,10 +86,17 @@ impl AdminClient {
             url: self.url.clone(),
             source,
         };
-        let resp = req.send().await.map_err(fail)?;
+        let mut resp = req.send().await.map_err(fail)?;
         let status = resp.status();
-        let body = resp.text().await.map_err(fail)?;
-        Ok((status, body))
+        // Read up to a bound: whatever answers at that address cannot fill the memory.
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(fail)? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(AdminError::TooLarge(self.url.clone()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
     async fn call(&self, mut req: reqwest::RequestBuilder) -> Result<(), AdminError> {

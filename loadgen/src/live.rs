@@ -95,6 +95,18 @@ struct State {
     inbox: Vec<(Change, Source)>,
     /// Faults switched on through the load generator, as shown, and until when (seconds).
     faults: Vec<(String, f64)>,
+    /// The drivers that switch a scenario's faults on at their times: the run's own
+    /// (`--scenario`) and one started live. A change that replaces their plan stops them.
+    drivers: [Option<tokio::task::AbortHandle>; 2],
+}
+
+/// Whose faults a driver switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// The run's own scenario (`--scenario`), on the run's clock.
+    Run = 0,
+    /// A scenario started live.
+    Live = 1,
 }
 
 /// Why a change was not taken.
@@ -138,6 +150,7 @@ impl Live {
                 scenario: None,
                 inbox: Vec::new(),
                 faults: Vec::new(),
+                drivers: [None, None],
             }),
             waiting: AtomicBool::new(false),
             wake: Notify::new(),
@@ -196,14 +209,33 @@ impl Live {
         Ok(want)
     }
 
+    /// Hands over the driver of a scenario's faults, which a change replacing its plan
+    /// stops (a rate change stops both; ending a live scenario stops its own).
+    pub fn hold_driver(&self, driver: Driver, handle: tokio::task::AbortHandle) {
+        if let Some(old) = self.lock().drivers[driver as usize].replace(handle) {
+            old.abort();
+        }
+    }
+
+    /// Whether the run's own scenario still has faults to switch on: its phases are on the
+    /// run's clock, so nothing may be spliced in before them.
+    pub fn run_faults_pending(&self) -> bool {
+        self.lock().drivers[Driver::Run as usize]
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
+    }
+
     /// Waits until the plan's version reaches `version` (the change applied), at most
-    /// `limit`; whether it did.
+    /// `limit`; whether it did. A run that stops first never applies it.
     pub async fn applied(&self, version: u64, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let notified = self.applied.notified();
             if self.lock().version >= version {
                 return true;
+            }
+            if self.is_over() {
+                return false;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return self.lock().version >= version;
@@ -247,6 +279,9 @@ impl Live {
             let (kind, detail) = match &change {
                 Change::Rates(_) => {
                     s.scenario = None;
+                    for d in s.drivers.iter_mut().filter_map(Option::take) {
+                        d.abort();
+                    }
                     (EventKind::Rates, describe_rates(&before, &s.plan, at))
                 }
                 Change::Scenario { name, phases } => {
@@ -259,6 +294,9 @@ impl Live {
                     (EventKind::Scenario, format!("{name} started ({len:.0} s)"))
                 }
                 Change::EndScenario { .. } => {
+                    if let Some(d) = s.drivers[Driver::Live as usize].take() {
+                        d.abort();
+                    }
                     (EventKind::ScenarioEnd, "the scenario was stopped".into())
                 }
             };

@@ -63,6 +63,9 @@ pub struct Monitor {
     in_flight: u64,
     /// Corrected latency since the start, per type: what thresholds so far are judged on.
     so_far: [Histogram<u64>; 2],
+    /// [`Monitor::recent`] as of the last tick: every reader between two ticks gets it
+    /// without merging histograms again.
+    cached: Option<[Recent; 2]>,
 }
 
 impl Default for Monitor {
@@ -72,6 +75,7 @@ impl Default for Monitor {
             recent: VecDeque::new(),
             in_flight: 0,
             so_far: [Window::new().corrected, Window::new().corrected],
+            cached: None,
         }
     }
 }
@@ -116,6 +120,7 @@ impl Monitor {
         }
         self.recent.push_back(tick);
         self.in_flight = in_flight;
+        self.cached = None;
     }
 
     /// The points of the last five minutes, oldest first.
@@ -145,8 +150,18 @@ impl Monitor {
             .map_or([Counts::default(); 2], |t| t.counts)
     }
 
-    /// Each type's figures over the last ten seconds (or since the start).
-    pub fn recent(&self) -> [Recent; 2] {
+    /// Each type's figures over the last ten seconds (or since the start), merged once a
+    /// tick.
+    pub fn recent(&mut self) -> [Recent; 2] {
+        if let Some(c) = &self.cached {
+            return c.clone();
+        }
+        let r = self.merged();
+        self.cached = Some(r.clone());
+        r
+    }
+
+    fn merged(&self) -> [Recent; 2] {
         let Some(last) = self.recent.back() else {
             return Default::default();
         };

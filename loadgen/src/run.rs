@@ -184,19 +184,24 @@ pub async fn run_publishing(
     if let Some(l) = &live {
         l.begin(start.into_std(), started_at);
     }
-    // A steerable run shows its scenario's faults beside the live ones.
+    // A steerable run shows its scenario's faults beside the live ones, and a rate change
+    // that replaces the scenario's plan stops them.
     let fault_task = admin.map(|a| {
-        let live = live.clone();
-        tokio::spawn(crate::faults::drive_reporting(
+        let shown = live.clone();
+        let task = tokio::spawn(crate::faults::drive_reporting(
             a,
             cfg.faults.clone(),
             start,
             move |f| {
-                if let Some(l) = &live {
+                if let Some(l) = &shown {
                     l.fault_on(&f.request, crate::change::Source::Scenario);
                 }
             },
-        ))
+        ));
+        if let Some(l) = &live {
+            l.hold_driver(crate::live::Driver::Run, task.abort_handle());
+        }
+        task
     });
     // No fault is switched on once the schedule has stopped, even during the drain.
     let faults_off = fault_task.as_ref().map(|t| t.abort_handle());

@@ -10,7 +10,7 @@ use std::time::Duration;
 use order_server::FaultRequest;
 use serde::Deserialize;
 
-use crate::schedule::{ArrivalProcess, Phase, Plan, Profile};
+use crate::schedule::{ArrivalProcess, Phase, Plan, Profile, Shape};
 use crate::shape::{check_rate, ShapeSpec};
 
 /// Scenarios shipped with the load generator: (name, file text).
@@ -63,6 +63,9 @@ pub struct TimedFault {
     pub request: FaultRequest,
 }
 
+/// The shortest fault the server's fault API takes.
+const MIN_FAULT: Duration = Duration::from_secs(1);
+
 /// The most phases a scenario has: reports and their pages repeat every phase.
 pub const MAX_PHASES: usize = 1000;
 /// The longest scenario or phase name, in bytes.
@@ -101,13 +104,40 @@ impl Scenario {
         }
         for p in &mut self.plan.phases {
             p.duration = p.duration.map(|d| d / speed);
+            p.offset /= speed;
+            p.profile.shape = match p.profile.shape.clone() {
+                Shape::Ramp { from, over } => Shape::Ramp {
+                    from,
+                    over: over / speed,
+                },
+                Shape::Steps { steps, every } => Shape::Steps {
+                    steps,
+                    every: every / speed,
+                },
+                Shape::Sine { period, amplitude } => Shape::Sine {
+                    period: period / speed,
+                    amplitude,
+                },
+                Shape::Daily {
+                    day_length,
+                    start_hour,
+                } => Shape::Daily {
+                    day_length: day_length / speed,
+                    start_hour,
+                },
+                Shape::Constant => Shape::Constant,
+            };
+            if let Some(f) = &mut p.profile.flash_sales {
+                f.every /= speed;
+                f.duration /= speed;
+            }
         }
         for f in &mut self.faults {
             f.at /= speed;
             if let Ok(d) = humantime::parse_duration(&f.request.duration) {
-                let d =
-                    Duration::from_secs_f64(d.as_secs_f64() / speed).max(Duration::from_millis(1));
-                f.request.duration = format!("{}ms", d.as_millis().max(1));
+                // The fault API takes a second at least: a faster drill's fault lasts that.
+                let d = Duration::from_secs_f64(d.as_secs_f64() / speed).max(MIN_FAULT);
+                f.request.duration = format!("{}ms", d.as_millis());
             }
         }
         self
@@ -270,6 +300,34 @@ mod tests {
             assert!(err.contains(says), "{err}");
         }
         assert!(Scenario::parse("t.toml", &phase.repeat(MAX_PHASES), 1).is_ok());
+    }
+
+    #[test]
+    fn a_faster_scenario_keeps_its_shape_and_its_faults_take_a_second_at_least() {
+        let slow = Scenario::load("flash-sale", 1).expect("bundled");
+        let fast = Scenario::load("flash-sale", 1)
+            .expect("bundled")
+            .faster(10.0);
+        let (len, fast_len) = (
+            slow.plan.length().expect("fixed"),
+            fast.plan.length().expect("fixed"),
+        );
+        assert!((len / 10.0 - fast_len).abs() < 1e-9);
+        // The same rates at the same fraction of the scenario, sales included.
+        for k in 0..200 {
+            let at = len * f64::from(k) / 200.0;
+            for t in order_server::contract::OrderType::ALL {
+                let (a, b) = (slow.plan.rate(at, t), fast.plan.rate(at / 10.0, t));
+                assert!((a - b).abs() < 1e-9, "{t:?} at {at}: {a} vs {b}");
+            }
+        }
+        let burst = Scenario::load("error-burst", 1)
+            .expect("bundled")
+            .faster(1000.0);
+        for f in &burst.faults {
+            let d = humantime::parse_duration(&f.request.duration).expect("duration");
+            assert!(d >= MIN_FAULT, "{d:?}");
+        }
     }
 
     #[test]

@@ -344,20 +344,16 @@ impl Arrivals {
         self
     }
 
-    /// Goes on under `plan` from `at` seconds, with the same arrival process: the part of
-    /// the next gap (in units of cumulative rate) that the old plan used up by `at` stays
-    /// used, so the change brings neither a burst nor a pause of its own. `rewind` takes
-    /// back the due time the last [`Arrivals::next_due`] returned (it lies after `at`, so
-    /// the new plan decides it); without it, that due time stands and the change applies
-    /// after it.
-    pub fn replan(&mut self, plan: Plan, at: f64, rewind: bool) {
+    /// Goes on under `plan`, whose past is this plan's and which changes from some moment
+    /// on: the integration simply continues from the last due time over the new plan, so
+    /// the gap in progress is shared by the old rate (up to the change) and the new one (no
+    /// burst, no pause), and arrivals the old plan put before the change, not yet drawn
+    /// because the dispatch is behind, are still drawn. `rewind` takes back the due time
+    /// the last [`Arrivals::next_due`] returned (it lies after the change, so the new plan
+    /// decides it); without it, that due time stands.
+    pub fn replan(&mut self, plan: Plan, rewind: bool) {
         if rewind {
             (self.t, self.pending) = self.before;
-        }
-        if at > self.t {
-            let used = self.plan.asked_between(self.order_type, self.t, at);
-            self.pending = (self.pending - used).max(0.0);
-            self.t = at;
         }
         self.end = end_of(&plan, self.horizon);
         self.plan = plan;

@@ -449,3 +449,60 @@ fn a_non_loopback_address_without_a_token_refuses_to_start() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_changes_are_checked_one_at_a_time_and_absurd_rates_do_no_harm() {
+    let (target, _server) = support::order_server().await;
+    let control = free_addr();
+    let child = loadgen(&target, control, &["--food-rate", "1", "--max-rate", "100"]);
+    wait_listening(control).await;
+    // Two changes that each fit under --max-rate but not together: one is refused.
+    let (a, b) = tokio::join!(
+        call(control, "PUT", "/api/v1/rates", Some(json!({"food": 90}))),
+        call(
+            control,
+            "PUT",
+            "/api/v1/rates",
+            Some(json!({"clothing": 90}))
+        ),
+    );
+    let mut codes = [a.0, b.0];
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 400], "{a:?} {b:?}");
+    // Four scenarios at once: one runs, three are told one is running.
+    let start = || {
+        call(
+            control,
+            "POST",
+            "/api/v1/scenario",
+            Some(json!({"name": "flash-sale", "speed": 60})),
+        )
+    };
+    let (s1, s2, s3, s4) = tokio::join!(start(), start(), start(), start());
+    let mut codes = [s1.0, s2.0, s3.0, s4.0];
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 409, 409, 409]);
+    let (code, _) = call(control, "DELETE", "/api/v1/scenario", None).await;
+    assert_eq!(code, 200);
+    // A rate so small its next request would be due past any clock: the run waits on.
+    let (code, state) = call(
+        control,
+        "PUT",
+        "/api/v1/rates",
+        Some(json!({"food": 1e-300, "clothing": 0})),
+    )
+    .await;
+    assert_eq!(code, 200, "{state}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, state) = call(control, "GET", "/api/v1/state", None).await;
+    assert_eq!((code, &state["running"]), (200, &json!(true)), "{state}");
+    let (code, state) = call(control, "PUT", "/api/v1/rates", Some(json!({"food": 5}))).await;
+    assert_eq!(code, 200, "{state}");
+    let (report, _) = stop_and_report(control, child).await;
+    assert_eq!(report["stopped_by"], "interrupted");
+    assert!(
+        report["total"]["completed"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        report["total"]
+    );
+}

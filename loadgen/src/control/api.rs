@@ -22,6 +22,8 @@ use crate::change::{Change, Source};
 use crate::live::LiveError;
 
 const PAGE: &str = include_str!("page.html");
+/// How long a request's body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a change may take to apply before the answer gives up waiting.
 const APPLY_WAIT: Duration = Duration::from_secs(2);
 
@@ -54,9 +56,15 @@ pub async fn answer(control: &Control, req: Request<Incoming>) -> Answer {
     };
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let body = match read_body(req).await {
-        Ok(b) => b,
-        Err((status, message)) => return refuse(status, message),
+    // Reads take no body: one is left unread (and the connection closed after the answer),
+    // so a slow body cannot hold a connection on a call that needs no token.
+    let body = if matches!(method, Method::GET | Method::HEAD) {
+        Bytes::new()
+    } else {
+        match read_body(req).await {
+            Ok(b) => b,
+            Err((status, message)) => return refuse(status, message),
+        }
     };
     match (method, path.as_str()) {
         (Method::GET, "/") => page(),
@@ -102,10 +110,17 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Failure> {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
+    let read = Limited::new(req.into_body(), MAX_BODY_BYTES).collect();
+    let Ok(read) = tokio::time::timeout(BODY_TIMEOUT, read).await else {
+        return Err((
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        ));
+    };
+    match read {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(e) => Err((
@@ -178,6 +193,7 @@ pub(super) fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, Value>
 }
 
 async fn rates(control: &Control, body: &[u8], source: Source) -> Answer {
+    let _one = control.changing.lock().await;
     let m = match parse_object(body) {
         Ok(m) => m,
         Err((status, message)) => return refuse(status, message),

@@ -40,10 +40,15 @@ pub fn check(method: &Method, headers: &HeaderMap, token: Option<&str>) -> Resul
         }
     }
     if let Some(token) = token {
-        let expected = format!("Bearer {token}");
+        // The scheme is case-insensitive (RFC 9110); the token is compared in constant time,
+        // so how long the comparison takes says nothing about it.
         let given = headers.get(AUTHORIZATION).map(|v| v.as_bytes());
-        // Constant time: how long the comparison takes says nothing about the token.
-        if !given.is_some_and(|g| bool::from(g.ct_eq(expected.as_bytes()))) {
+        let matches = given.is_some_and(|g| {
+            g.len() > 7
+                && g[..7].eq_ignore_ascii_case(b"bearer ")
+                && bool::from(g[7..].ct_eq(token.as_bytes()))
+        });
+        if !matches {
             return Err((
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong bearer token (Authorization: Bearer TOKEN, the --control-token)",
@@ -77,11 +82,19 @@ fn cross_site(headers: &HeaderMap) -> bool {
 
 /// Whether the `Host` header names the local machine.
 fn loopback_host(headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(HOST).and_then(|h| h.to_str().ok()) else {
+    // Exactly one Host: with two, which one counts depends on who reads it.
+    let mut all = headers.get_all(HOST).iter();
+    let (Some(host), None) = (all.next(), all.next()) else {
+        return false;
+    };
+    let Ok(host) = host.to_str() else {
         return false;
     };
     let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, rest)) if rest.is_empty() || rest.starts_with(':') => addr,
+            _ => return false,
+        },
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
     name.eq_ignore_ascii_case("localhost")
@@ -224,6 +237,27 @@ mod tests {
                 None,
                 None,
             ),
+            (
+                "an unclosed IPv6 literal",
+                Method::GET,
+                vec![("host", "[::1")],
+                None,
+                Some(403),
+            ),
+            (
+                "the scheme in lower case",
+                Method::PUT,
+                vec![host, ("authorization", "bearer t0k")],
+                Some("t0k"),
+                None,
+            ),
+            (
+                "a token that only starts right",
+                Method::PUT,
+                vec![host, ("authorization", "Bearer t0kk")],
+                Some("t0k"),
+                Some(401),
+            ),
         ];
         for (name, method, h, token, want) in cases {
             let got = check(&method, &headers(&h), token)
@@ -231,5 +265,9 @@ mod tests {
                 .map(|(s, _)| s.as_u16());
             assert_eq!(got, want, "{name}");
         }
+        // Two Host headers: refused, whichever a reader would take.
+        let mut two = headers(&[("host", "127.0.0.1:8089")]);
+        two.append(HOST, "evil.example".parse().expect("header value"));
+        assert!(check(&Method::GET, &two, None).is_err());
     }
 }

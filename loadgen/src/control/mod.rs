@@ -13,7 +13,7 @@ mod scenario;
 mod state;
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::Request;
@@ -21,7 +21,6 @@ use hyper_util::rt::TokioIo;
 use order_server::watchdog::{self, Activity};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::AbortHandle;
 
 pub use config::{ControlArgs, ControlConfig, ControlError};
 
@@ -45,8 +44,9 @@ pub struct Control {
     token: Option<String>,
     max_rate: f64,
     seed: u64,
-    /// The fault driver of a scenario started here, while it runs.
-    scenario_faults: Mutex<Option<AbortHandle>>,
+    /// Held by each change from its checks to its application, so two concurrent calls
+    /// cannot both pass a check (one scenario at a time, --max-rate) that only one may.
+    changing: tokio::sync::Mutex<()>,
 }
 
 impl Control {
@@ -62,7 +62,7 @@ impl Control {
             token: config.token.clone(),
             max_rate: config.max_rate,
             seed,
-            scenario_faults: Mutex::new(None),
+            changing: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -103,14 +103,6 @@ pub async fn serve(
             let _slot = slot;
             let _ = watchdog::guard(conn, &activity, HEADER_TIMEOUT).await;
         });
-    }
-    if let Some(h) = control
-        .scenario_faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-    {
-        h.abort();
     }
 }
 

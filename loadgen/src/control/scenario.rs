@@ -14,6 +14,7 @@ use crate::scenario::{Scenario, BUILTIN};
 const MAX_SPEED: f64 = 1000.0;
 
 pub(super) async fn start_scenario(control: &Control, body: &[u8], source: Source) -> Answer {
+    let _one = control.changing.lock().await;
     let m = match parse_object(body) {
         Ok(m) => m,
         Err((status, message)) => return refuse(status, message),
@@ -65,6 +66,12 @@ pub(super) async fn start_scenario(control: &Control, body: &[u8], source: Sourc
             ),
         );
     }
+    if control.live.run_faults_pending() {
+        return refuse(
+            StatusCode::CONFLICT,
+            "this run's own scenario still has faults to switch on at set times: set rates with PUT /api/v1/rates (which ends it) first",
+        );
+    }
     let sc = match Scenario::load(name, control.seed) {
         Ok(s) => s.faster(speed),
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -105,43 +112,32 @@ pub(super) async fn start_scenario(control: &Control, body: &[u8], source: Sourc
             tokio::time::Instant::now(),
             move |f| live.fault_on(&f.request, Source::Scenario),
         ));
-        let old = control
-            .scenario_faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(task.abort_handle());
-        if let Some(old) = old {
-            old.abort();
-        }
+        control
+            .live
+            .hold_driver(crate::live::Driver::Live, task.abort_handle());
     }
     answer
 }
 
 pub(super) async fn stop_scenario(control: &Control, source: Source) -> Answer {
+    let _one = control.changing.lock().await;
     let Some(running) = control.live.scenario(control.live.elapsed()) else {
         return refuse(StatusCode::CONFLICT, "no scenario is running");
     };
-    let driver = control
-        .scenario_faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
-    if let Some(d) = driver {
-        d.abort();
-        // The scenario's faults end with it.
-        if let Some(a) = &control.admin {
-            if a.forward(reqwest::Method::DELETE, None).await.is_ok() {
-                control
-                    .live
-                    .faults_cleared(format!("{}'s faults cleared", running.name), source);
-            }
-        }
-    }
-    submit(
+    // Its fault driver stops as the change applies; the faults it switched on end now.
+    let answer = submit(
         control,
         Change::EndScenario { to: running.to },
         source,
         StatusCode::OK,
     )
-    .await
+    .await;
+    if let (Some(a), true) = (&control.admin, answer.status().is_success()) {
+        if a.forward(reqwest::Method::DELETE, None).await.is_ok() {
+            control
+                .live
+                .faults_cleared(format!("{}'s faults cleared", running.name), source);
+        }
+    }
+    answer
 }

@@ -23,7 +23,7 @@ pub async fn state(control: &Control) -> Value {
     let phase = plan.phase_at(now).map(|(i, _)| plan.phases[i].name.clone());
     let rates = live.rates_at(now);
     let (recent, history, in_flight, counts) = {
-        let m = live.monitor.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = live.monitor.lock().unwrap_or_else(|e| e.into_inner());
         (m.recent(), m.history(), m.in_flight(), m.counts())
     };
     let faults = match &control.admin {

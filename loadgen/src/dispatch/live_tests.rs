@@ -252,3 +252,62 @@ fn poisson_arrivals_after_a_change_are_poisson_at_the_new_rate_with_no_burst() {
         let _ = Clothing;
     }
 }
+
+#[test]
+fn a_change_while_behind_keeps_the_requests_already_due() {
+    let (mut d, live) = steered(
+        Plan::single(constant(10.0, 0.0)),
+        ArrivalProcess::Uniform,
+        None,
+    );
+    assert!(
+        matches!(d.next(1e-9), Step::Send(_)),
+        "the first, at the start"
+    );
+    d.sent();
+    // The executor comes back a second late: 0.1 to 1.0 s are due, at the old 10/s.
+    live.submit(Change::Rates([Some(20.0), None]), Source::Api)
+        .expect("taken");
+    let mut sent = Vec::new();
+    let wait = loop {
+        match d.next(1.0 + 1e-9) {
+            Step::Send(due) => {
+                sent.push(due.at);
+                d.sent();
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(sent.len(), 10, "{sent:?}");
+    assert!(close(&wait, &Step::WaitUntil(1.05)), "{wait:?}");
+}
+
+#[test]
+fn a_tiny_rate_or_none_waits_and_a_fixed_end_still_stops_the_run() {
+    // 1e-300/s would put the next due time past any clock: the run waits instead.
+    let (mut d, live) = steered(
+        Plan::single(constant(10.0, 0.0)),
+        ArrivalProcess::Poisson,
+        None,
+    );
+    live.submit(Change::Rates([Some(1e-300), None]), Source::Api)
+        .expect("taken");
+    let step = d.next(0.0);
+    assert!(close(&step, &Step::WaitUntil(0.25)), "{step:?}");
+    // A scenario's plan of 2 s without --duration: rates 0 wait out its end, then it ends.
+    let plan = Plan {
+        phases: vec![Phase {
+            name: "a".into(),
+            duration: Some(2.0),
+            offset: 0.0,
+            profile: constant(10.0, 0.0),
+        }],
+        shard: (0, 1),
+    };
+    let (mut d, live) = steered(plan, ArrivalProcess::Uniform, None);
+    live.submit(Change::Rates([Some(0.0), Some(0.0)]), Source::Api)
+        .expect("taken");
+    assert!(close(&d.next(0.0), &Step::WaitUntil(0.25)));
+    assert!(close(&d.next(1.9), &Step::WaitUntil(2.0)));
+    assert_eq!(d.next(2.0), Step::Stop(StopReason::ScenarioEnd));
+}

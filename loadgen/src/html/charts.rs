@@ -82,7 +82,7 @@ pub fn over_time(report: &Report, series: &Series) -> Vec<String> {
     let new_chart = |height: f64, y_max: f64, unit: &'static str, label_phases: bool| {
         let mut c = Chart::new(height, (0.0, end), y_max, XAxis::Seconds, unit);
         shade(&mut c, &report.phases, end, label_phases);
-        for e in &report.events {
+        for e in report.events.iter().take(super::MAX_SHOWN_EVENTS) {
             c.marker(e.at_s, e.kind.as_str(), &e.detail);
         }
         c

@@ -119,13 +119,22 @@ fn about(r: &Report, page: &mut String) {
     ));
 }
 
+/// The most live changes a page marks and lists: a run steered by a script can make
+/// thousands, and each is drawn on every plot. The JSON report keeps them all.
+pub const MAX_SHOWN_EVENTS: usize = 500;
+
 /// The live changes, as the time plots mark them.
 fn events(r: &Report, page: &mut String) {
     if r.events.is_empty() {
         return;
     }
-    page.push_str("<h2>Live changes</h2>\n<p class=\"note\">Marked on the plots above.</p>\n<table id=\"events\"><tr><th>at</th><th>change</th><th>detail</th><th>from</th><th>wall clock</th></tr>");
-    for e in &r.events {
+    let more = r.events.len().saturating_sub(MAX_SHOWN_EVENTS);
+    let note = match more {
+        0 => "Marked on the plots above.".to_string(),
+        n => format!("The first {MAX_SHOWN_EVENTS}, marked on the plots above; {n} more are in the JSON report."),
+    };
+    page.push_str(&format!("<h2>Live changes</h2>\n<p class=\"note\">{note}</p>\n<table id=\"events\"><tr><th>at</th><th>change</th><th>detail</th><th>from</th><th>wall clock</th></tr>"));
+    for e in r.events.iter().take(MAX_SHOWN_EVENTS) {
         page.push_str(&format!(
             "<tr><td>{} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             trim((e.at_s * 10.0).round() / 10.0),

@@ -54,7 +54,7 @@ impl Snapshot {
         if !ticked {
             return;
         }
-        let m = live.monitor.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = live.monitor.lock().unwrap_or_else(|e| e.into_inner());
         let history = m.history();
         let skip = history.len().saturating_sub(CHART_SECONDS);
         self.history = history[skip..].to_vec();
