@@ -427,6 +427,7 @@ impl Cli {
             progress: !self.no_progress,
             terminal: None,
             max_rate: self.control.max_rate,
+            live: None,
             control: self.control.validate()?,
             run_id: self.run_id.validated().map_err(ConfigError::RunId)?,
         })

@@ -50,6 +50,9 @@ pub struct RunConfig {
     pub terminal: Option<crate::tui::LogBuffer>,
     /// The highest total rate a live change may ask for (`--max-rate`).
     pub max_rate: f64,
+    /// A live state the caller steers the run with (the capacity search); otherwise the run
+    /// makes one when a front-end needs it.
+    pub live: Option<std::sync::Arc<crate::live::Live>>,
 }
 
 impl RunConfig {
@@ -94,6 +97,7 @@ impl RunConfig {
             run_id: None,
             terminal: None,
             max_rate: 100_000.0,
+            live: None,
         }
     }
 }

@@ -33,6 +33,7 @@
 //! - [`client`]: the reqwest client (https, HTTP/2, plain http off Linux) and its TLS check.
 //! - [`outcome`]: the closed set of outcome classes.
 //! - [`answer`]: incremental framing of HTTP/1.1 answers, for the engine.
+//! - [`capacity`]: `loadgen capacity`, the SLO capacity search (a front-end of [`live`]).
 //! - [`merge`]: `loadgen merge`, shard reports combined into one without loss.
 //! - [`run_id`]: which run a report belongs to (`--run-id`), so merge refuses other runs'
 //!   shards.
@@ -53,6 +54,7 @@
 //! - [`html`]: `--report-html`, the report as one self-contained page of SVG plots.
 
 pub mod answer;
+pub mod capacity;
 pub mod change;
 pub mod cli;
 pub mod client;

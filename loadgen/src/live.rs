@@ -180,6 +180,11 @@ impl Live {
         let _ = self.start.set((at, wall));
     }
 
+    /// When the run started, if it has: the wall clock.
+    pub fn started_at(&self) -> Option<SystemTime> {
+        self.start.get().map(|(_, wall)| *wall)
+    }
+
     /// Seconds since the run started (0 before).
     pub fn elapsed(&self) -> f64 {
         self.start
@@ -363,7 +368,7 @@ impl Live {
             .start
             .get()
             .map_or(SystemTime::now(), |(_, w)| *w + Duration::from_secs_f64(at));
-        tracing::info!(kind = kind.as_str(), source = source.as_str(), %detail, "live change");
+        tracing::debug!(kind = kind.as_str(), source = source.as_str(), %detail, "live change");
         if s.events.len() >= MAX_EVENTS {
             s.events.pop_front();
             s.dropped_events += 1;

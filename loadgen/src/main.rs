@@ -17,9 +17,14 @@ use loadgen::report::Kind;
 use loadgen::report_file::{FileFormat, ReportFile};
 use loadgen::{exit, Cli};
 
+mod capacity_main;
+
 fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == "merge") {
         return merge();
+    }
+    if std::env::args_os().nth(1).is_some_and(|a| a == "capacity") {
+        return capacity_main::capacity();
     }
     let cli = match parsed(Cli::try_parse()) {
         Ok(c) => c,
@@ -219,7 +224,7 @@ fn write_files(files: Vec<Output>, report: &loadgen::Report) -> Vec<String> {
 }
 
 /// Prints `error: WHY`, bounded.
-fn error(why: impl std::fmt::Display) {
+pub(crate) fn error(why: impl std::fmt::Display) {
     say(&format!(
         "error: {}",
         loadgen::redact::bounded(&why.to_string())
@@ -228,13 +233,13 @@ fn error(why: impl std::fmt::Display) {
 
 /// A line on standard error. Unlike `eprintln!`, a closed standard error (`2>&1 | true`) is
 /// no panic: the line is lost, the exit code still says what happened.
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// A parsed command line, or its usage error (exit 2) or help (exit 0) printed. A usage
 /// error's echoed values (clap's context) are capped, and the message bounded.
-fn parsed<T>(parse: Result<T, clap::Error>) -> Result<T, ExitCode> {
+pub(crate) fn parsed<T>(parse: Result<T, clap::Error>) -> Result<T, ExitCode> {
     use clap::error::ContextValue;
     use loadgen::redact::capped;
     parse.map_err(|mut e| {
@@ -300,7 +305,7 @@ fn hgrm(report: &loadgen::Report, out: &mut impl Write, kind: Kind) -> std::io::
 /// The handlers are installed before the run starts (not when the future is first polled), so
 /// a signal sent right after start-up stops the run with a report instead of killing it.
 /// Must be called inside the runtime.
-fn interrupted() -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn interrupted() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     #[cfg(unix)]

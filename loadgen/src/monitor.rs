@@ -48,6 +48,25 @@ pub struct Recent {
     pub lag_p99_ms: Option<f64>,
 }
 
+/// What the ticks since a [`Monitor::mark`] gathered: the span of a capacity step.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// Seconds the span covers (whole ticks).
+    pub seconds: f64,
+    /// Counts within the span, per type.
+    pub counts: [Counts; 2],
+    /// Latencies within the span, per type.
+    pub windows: [Window; 2],
+}
+
+#[derive(Debug)]
+struct Mark {
+    t: f64,
+    last_t: f64,
+    counts: [Counts; 2],
+    windows: [Window; 2],
+}
+
 #[derive(Debug)]
 struct Tick {
     t: f64,
@@ -66,6 +85,7 @@ pub struct Monitor {
     /// [`Monitor::recent`] as of the last tick: every reader between two ticks gets it
     /// without merging histograms again.
     cached: Option<[Recent; 2]>,
+    mark: Option<Mark>,
 }
 
 impl Default for Monitor {
@@ -76,6 +96,7 @@ impl Default for Monitor {
             in_flight: 0,
             so_far: [Window::new().corrected, Window::new().corrected],
             cached: None,
+            mark: None,
         }
     }
 }
@@ -118,6 +139,12 @@ impl Monitor {
         if self.recent.len() > RECENT_SECONDS {
             self.recent.pop_front();
         }
+        if let Some(m) = &mut self.mark {
+            for (w, t) in m.windows.iter_mut().zip(&tick.windows) {
+                w.add(t);
+            }
+            m.last_t = t;
+        }
         self.recent.push_back(tick);
         self.in_flight = in_flight;
         self.cached = None;
@@ -136,6 +163,30 @@ impl Monitor {
     /// Requests in flight at the last tick.
     pub fn in_flight(&self) -> u64 {
         self.in_flight
+    }
+
+    /// Starts a span at the last tick: what later ticks bring is gathered for
+    /// [`Monitor::since_mark`].
+    pub fn mark(&mut self) {
+        let t = self.recent.back().map_or(0.0, |r| r.t);
+        self.mark = Some(Mark {
+            t,
+            last_t: t,
+            counts: self.counts(),
+            windows: [Window::new(), Window::new()],
+        });
+    }
+
+    /// The span since the last [`Monitor::mark`], if there is one.
+    pub fn since_mark(&self) -> Option<Span> {
+        let m = self.mark.as_ref()?;
+        let now = self.counts();
+        let counts = [0, 1].map(|i| minus(&now[i], &m.counts[i]));
+        Some(Span {
+            seconds: m.last_t - m.t,
+            counts,
+            windows: m.windows.clone(),
+        })
     }
 
     /// Corrected latency since the start, per type.
@@ -192,6 +243,21 @@ impl Monitor {
                 lag_p99_ms: ms(&w.lag, 0.99),
             }
         })
+    }
+}
+
+/// `a` less `b`, count by count.
+fn minus(a: &Counts, b: &Counts) -> Counts {
+    let mut outcomes = a.outcomes;
+    for (o, n) in outcomes.iter_mut().zip(b.outcomes) {
+        *o = o.saturating_sub(n);
+    }
+    Counts {
+        scheduled: a.scheduled.saturating_sub(b.scheduled),
+        sent: a.sent.saturating_sub(b.sent),
+        late: a.late.saturating_sub(b.late),
+        skipped: a.skipped.saturating_sub(b.skipped),
+        outcomes,
     }
 }
 

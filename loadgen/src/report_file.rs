@@ -71,10 +71,17 @@ impl ReportFile {
 
     /// Writes the report in `format`: into a file beside a regular one, then renamed over it.
     pub fn write(self, report: &Report, format: FileFormat) -> std::io::Result<()> {
-        let render = |w: &mut File| match format {
+        self.write_with(|w| match format {
             FileFormat::Json => report.write_json(w),
             FileFormat::Html => crate::html::write(report, w),
-        };
+        })
+    }
+
+    /// Writes what `render` writes, whole or not at all, as [`ReportFile::write`] does.
+    pub fn write_with(
+        self,
+        render: impl Fn(&mut File) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         match self {
             ReportFile::Stream { mut file, .. } => {
                 render(&mut file)?;

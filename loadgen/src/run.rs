@@ -74,12 +74,15 @@ pub async fn run_publishing(
     let stopped = AtomicBool::new(false);
     // A steerable run (`--control-addr`) has a live state, whose stop counts as a signal.
     let steerable = cfg.control.is_some() || cfg.terminal.is_some();
-    let live = steerable.then(|| {
+    let live = cfg.live.clone().or_else(|| {
+        if !steerable {
+            return None;
+        }
         let end = match (cfg.duration.map(|d| d.as_secs_f64()), cfg.plan.length()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        Arc::new(Live::new(cfg.plan.clone(), end))
+        Some(Arc::new(Live::new(cfg.plan.clone(), end)))
     });
     let stop = async {
         let live_stop = async {

@@ -44,6 +44,8 @@ pub struct App {
     in_flight: AtomicU64,
     orders_in_progress: AtomicU64,
     order_seq: AtomicU64,
+    /// `--workers`: the queue's workers (tokio's semaphore serves its waiters in order).
+    workers: Option<tokio::sync::Semaphore>,
 }
 
 /// Which listener a request arrived on; admin routes exist only on the admin one.
@@ -70,6 +72,9 @@ impl App {
             in_flight: AtomicU64::new(0),
             orders_in_progress: AtomicU64::new(0),
             order_seq: AtomicU64::new(0),
+            workers: config
+                .queue
+                .map(|q| tokio::sync::Semaphore::new(q.workers as usize)),
             config,
         })
     }
@@ -198,10 +203,20 @@ impl App {
             fx = self.faults.effect(t, Instant::now());
         }
         let in_flight = self.in_flight.load(Ordering::Relaxed).saturating_sub(1);
-        let outcome = self.sim.draw(t, seq, in_flight, &fx);
+        let mut outcome = self.sim.draw(t, seq, in_flight, &fx);
+        // With a queue model the order waits for a worker and holds it for the service time
+        // (plus any injected latency); the processing time counts the wait, as users see it.
+        let worker = match &self.workers {
+            Some(w) => w.acquire().await.ok(),
+            None => None,
+        };
+        if let (Some(q), Some(_)) = (self.config.queue, &worker) {
+            outcome.delay = q.service_time + fx.extra_latency;
+        }
         if !outcome.delay.is_zero() {
             tokio::time::sleep(outcome.delay).await;
         }
+        drop(worker);
         self.telemetry.processing_time(t, start.elapsed());
         if outcome.fail {
             self.telemetry.order_processed(t, OrderStatus::Failed);

@@ -177,6 +177,17 @@ pub struct ServerArgs {
     #[arg(long, env = "ORDER_SERVER_MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: u32,
 
+    /// A service of known capacity, for capacity searches and drills: orders queue (first
+    /// come, first served) for one of this many workers, and each holds its worker for
+    /// --service-time instead of the simulated time. Needs --service-time.
+    #[arg(long, env = "ORDER_SERVER_WORKERS", requires = "service_time")]
+    pub workers: Option<u32>,
+
+    /// How long each order holds its worker (with --workers): the service saturates at
+    /// workers / service time orders a second.
+    #[arg(long, env = "ORDER_SERVER_SERVICE_TIME", requires = "workers", value_parser = crate::config::parse_duration)]
+    pub service_time: Option<Duration>,
+
     /// `off` records nothing per request (the benchmark baseline that measures what the
     /// instrumentation costs); /metrics still answers, with the start-up values.
     #[arg(long, env = "ORDER_SERVER_METRICS", value_enum, default_value = "on")]
@@ -213,6 +224,16 @@ pub enum ConfigError {
     MaxInFlight,
     #[error("--{0} must be longer than 0")]
     ZeroTimeout(&'static str),
+    #[error("--workers must be from 1 to 100000 and --service-time from 1ms to 60s")]
+    Queue,
+}
+
+/// Orders queue for `workers` workers, each order holding one for `service_time`: a service
+/// whose capacity is known in closed form (an M/D/c queue under Poisson arrivals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueModel {
+    pub workers: u32,
+    pub service_time: Duration,
 }
 
 /// Validated settings the server runs with.
@@ -226,6 +247,9 @@ pub struct Config {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub max_in_flight: u32,
+    /// `--workers` and `--service-time`: a service of known capacity instead of the simulation's
+    /// processing time.
+    pub queue: Option<QueueModel>,
     /// Per-request recording on (the default) or off (benchmark baseline).
     pub metrics: bool,
     /// Oldest render a steady scraper may be given (zero: render on every scrape).
@@ -244,6 +268,7 @@ impl std::fmt::Debug for Config {
             .field("header_timeout", &self.header_timeout)
             .field("body_timeout", &self.body_timeout)
             .field("max_in_flight", &self.max_in_flight)
+            .field("queue", &self.queue)
             .field("upkeep_interval", &self.upkeep_interval)
             .finish_non_exhaustive()
     }
@@ -261,6 +286,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
+            queue: None,
             metrics: true,
             upkeep_interval: Duration::from_secs(5),
             clock: Arc::new(Utc::now),
@@ -299,7 +325,22 @@ impl ServerArgs {
                 return Err(ConfigError::ZeroTimeout(name));
             }
         }
+        let queue = match (self.workers, self.service_time) {
+            (Some(workers), Some(service_time)) => {
+                let ok = (1..=100_000).contains(&workers)
+                    && (Duration::from_millis(1)..=Duration::from_secs(60)).contains(&service_time);
+                if !ok {
+                    return Err(ConfigError::Queue);
+                }
+                Some(QueueModel {
+                    workers,
+                    service_time,
+                })
+            }
+            _ => None,
+        };
         Ok(Config {
+            queue,
             timezone,
             sim: SimConfig {
                 enabled: self.simulate == Switch::On,

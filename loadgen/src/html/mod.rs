@@ -16,11 +16,11 @@ use order_server::contract::OrderType;
 use crate::report::{Latency, Report, TypeReport};
 
 mod charts;
-mod svg;
+pub(crate) mod svg;
 
 use svg::esc;
 
-const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;max-width:1000px;margin:24px auto;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums;margin:6px 0}

@@ -21,6 +21,8 @@ pub enum XAxis {
     Seconds,
     /// `log10(1/(1-p))`, labelled as percentiles (HdrHistogram's plot).
     Percentile,
+    /// Requests a second (the capacity search's curve).
+    Rate,
 }
 
 /// One line's look.
@@ -70,6 +72,11 @@ impl Chart {
             body: String::new(),
             legend: Vec::new(),
         }
+    }
+
+    /// The top of the y axis, in data units.
+    pub fn y_top(&self) -> f64 {
+        self.y.1
     }
 
     fn px(&self, x: f64) -> f64 {
@@ -272,6 +279,15 @@ impl Chart {
                     .map(|k| (first + k as f64) * step)
                     .take_while(|t| *t <= self.x.1 + step * 1e-6)
                     .map(|t| (t, clock(t)))
+                    .collect()
+            }
+            XAxis::Rate => {
+                let step = nice_step(self.x.1);
+                (0..=MAX_TICKS)
+                    .map(|k| k as f64 * step)
+                    .filter(|x| *x >= self.x.0 - step * 1e-6)
+                    .take_while(|x| *x <= self.x.1 + step * 1e-6)
+                    .map(|x| (x, format!("{}/s", number(x))))
                     .collect()
             }
             XAxis::Percentile => ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"]
