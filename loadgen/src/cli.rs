@@ -59,7 +59,9 @@ impl FromStr for Shard {
 /// 1 (a threshold missed), 2 (usage error, or the target was never reached) or 3 (the report
 /// could not be written, e.g. a broken pipe). Without --target
 /// it starts an order server in-process on 127.0.0.1 and drives that. `loadgen merge
-/// REPORT.json...` combines the reports of a sharded run (see `loadgen merge --help`).
+/// REPORT.json...` combines the reports of a sharded run (see `loadgen merge --help`);
+/// `loadgen capacity` finds the highest rate within the thresholds (`loadgen capacity
+/// --help`).
 #[derive(Debug, Parser)]
 #[command(
     name = "loadgen",

@@ -204,10 +204,12 @@ async fn the_capacity_found_is_the_queue_s_knee_within_ten_percent() {
         steps.iter().all(|s| s["verdict"] != "generator_limited"),
         "{report}"
     );
-    assert!(
-        steps.iter().any(|s| s["ended_early"] == true),
-        "an overload step ends early: {report}"
-    );
+    // A step far past the knee has failed beyond recovery within a tick or two.
+    for s in steps {
+        if s["asked_rate"].as_f64().unwrap_or(0.0) > 1.3 * knee {
+            assert_eq!(s["ended_early"], true, "an overload step ends early: {s}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
