@@ -332,8 +332,9 @@ fn dockerfile_compose_and_manifests_agree_on_binaries_and_ports() {
     );
     let lg = &c["services"]["loadgen"];
     assert_eq!(lg["entrypoint"][0].as_str(), Some("/usr/local/bin/loadgen"));
-    // The live control API: on the compose network, published on this machine only, and
-    // its token from .env (the binary refuses a non-loopback address without one).
+    // The live control API: on the compose network, published on this machine only, with
+    // a token from the shell or the documented demo one (the binary refuses a non-loopback
+    // address without a token); .env names the variable but holds no secret.
     let control = lg["environment"]["LOADGEN_CONTROL_ADDR"]
         .as_str()
         .expect("live control on");
@@ -343,15 +344,18 @@ fn dockerfile_compose_and_manifests_agree_on_binaries_and_ports() {
             .map(|p| p.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>()),
         Some(vec![format!("127.0.0.1:{0}:{0}", port_of(control)).as_str()])
     );
-    assert_eq!(
-        lg["environment"]["LOADGEN_CONTROL_TOKEN"].as_str(),
-        Some("${LOADGEN_CONTROL_TOKEN}")
+    let token = lg["environment"]["LOADGEN_CONTROL_TOKEN"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        token
+            .strip_prefix("${LOADGEN_CONTROL_TOKEN:-")
+            .is_some_and(|d| d.len() > 1 && d.ends_with('}')),
+        "the token comes from the shell, with a demo default: {token}"
     );
     assert!(
-        dotenv()
-            .iter()
-            .any(|(k, v)| k == "LOADGEN_CONTROL_TOKEN" && !v.is_empty()),
-        ".env sets the control token"
+        read(".env").contains("LOADGEN_CONTROL_TOKEN"),
+        ".env says where the control token comes from"
     );
     let lg_metrics = lg["environment"]["LOADGEN_METRICS_ADDR"]
         .as_str()

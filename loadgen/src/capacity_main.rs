@@ -21,12 +21,19 @@ pub fn capacity() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_new(&cli.run.log) {
-        tracing_subscriber::fmt()
+    match tracing_subscriber::EnvFilter::try_new(&cli.run.log) {
+        Ok(filter) => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .log_internal_errors(false)
-            .init();
+            .init(),
+        Err(e) => {
+            error(format!(
+                "invalid --log filter {}: {e}",
+                loadgen::redact::quoted(&cli.run.log)
+            ));
+            return ExitCode::from(exit::ERROR);
+        }
     }
     let (run, search) = match cli.into_configs() {
         Ok(c) => c,
@@ -61,7 +68,7 @@ pub fn capacity() -> ExitCode {
     };
     let output = run.output;
     let found = runtime.block_on(async {
-        let stop = match interrupted() {
+        let stop = match interrupted(false) {
             Ok(s) => s,
             Err(e) => return Err(format!("cannot install the Ctrl-C/SIGTERM handlers: {e}")),
         };

@@ -21,9 +21,9 @@ const MAX_UNSENT_COUNT: u64 = 10_000_000;
 /// How long a steerable run with nothing due waits before it looks again (seconds); the
 /// tokio path is woken by a change at once, the engine looks every few milliseconds anyway.
 const DORMANT: f64 = 0.25;
-/// A due time past this many seconds (a year and a day) is no due time: executors turn due
-/// times into instants, and a rate of 1e-300/s would put one past any clock.
-const MAX_DUE: f64 = 366.0 * 86_400.0;
+// A due time past MAX_DUE is no due time: executors turn due times into instants (a fixed
+// list of due times is held to it here, a plan's arrivals by the schedule itself).
+use crate::schedule::MAX_DUE;
 
 /// Why a run stopped; the report's `stopped_by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -119,13 +119,9 @@ impl AdminClient {
     }
 }
 
-/// Switches each fault on `at` its time from `start`; a refusal is logged and the run goes on.
-pub async fn drive(admin: AdminClient, faults: Vec<TimedFault>, start: Instant) {
-    drive_reporting(admin, faults, start, |_| {}).await;
-}
-
-/// Like [`drive`], calling `switched` with each fault the server took.
-pub async fn drive_reporting(
+/// Switches each fault on `at` its time from `start`, calling `switched` with each fault the
+/// server took; a refusal is logged and the run goes on.
+pub async fn drive(
     admin: AdminClient,
     faults: Vec<TimedFault>,
     start: Instant,

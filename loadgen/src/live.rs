@@ -368,7 +368,6 @@ impl Live {
             .start
             .get()
             .map_or(SystemTime::now(), |(_, w)| *w + Duration::from_secs_f64(at));
-        tracing::debug!(kind = kind.as_str(), source = source.as_str(), %detail, "live change");
         if s.events.len() >= MAX_EVENTS {
             s.events.pop_front();
             s.dropped_events += 1;
@@ -409,8 +408,17 @@ impl Live {
 
     /// The events so far (oldest first) and how many were dropped past [`MAX_EVENTS`].
     pub fn events(&self) -> (Vec<Event>, u64) {
+        self.recent_events(MAX_EVENTS)
+    }
+
+    /// The last `n` events (oldest first), without copying the others.
+    pub fn recent_events(&self, n: usize) -> (Vec<Event>, u64) {
         let s = self.lock();
-        (s.events.iter().cloned().collect(), s.dropped_events)
+        let skip = s.events.len().saturating_sub(n);
+        (
+            s.events.iter().skip(skip).cloned().collect(),
+            s.dropped_events,
+        )
     }
 
     /// Asks the run to stop as Ctrl-C does.

@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     };
     let stop = {
         let _in_runtime = runtime.enter();
-        match interrupted() {
+        match interrupted(config.terminal.is_some()) {
             Ok(stop) => stop,
             Err(e) => {
                 error(format!("cannot install the Ctrl-C/SIGTERM handlers: {e}"));
@@ -305,7 +305,7 @@ fn hgrm(report: &loadgen::Report, out: &mut impl Write, kind: Kind) -> std::io::
 /// The handlers are installed before the run starts (not when the future is first polled), so
 /// a signal sent right after start-up stops the run with a report instead of killing it.
 /// Must be called inside the runtime.
-pub(crate) fn interrupted() -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn interrupted(view: bool) -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     #[cfg(unix)]
@@ -318,10 +318,16 @@ pub(crate) fn interrupted() -> std::io::Result<impl std::future::Future<Output =
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        say("\nstopping: draining requests in flight, then the report (Ctrl-C again to quit at once)");
+        // The terminal view says so itself; a line would tear it.
+        if !view {
+            say("\nstopping: draining requests in flight, then the report (Ctrl-C again to quit at once)");
+        }
         #[cfg(unix)]
         tokio::spawn(async move {
             if int.recv().await.is_some() {
+                if view {
+                    ratatui::restore();
+                }
                 say("aborted");
                 std::process::exit(i32::from(exit::ABORTED));
             }

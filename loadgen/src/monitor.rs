@@ -155,11 +155,6 @@ impl Monitor {
         self.history.iter().cloned().collect()
     }
 
-    /// The last point, if any.
-    pub fn last(&self) -> Option<&Second> {
-        self.history.back()
-    }
-
     /// Requests in flight at the last tick.
     pub fn in_flight(&self) -> u64 {
         self.in_flight

@@ -144,11 +144,12 @@ pub async fn run_publishing(
         _ => None,
     };
 
+    // Every live change is counted, whichever front-end made it.
+    if let (Some(l), Some(m)) = (&live, &metrics) {
+        l.count_in(Arc::clone(m));
+    }
     let control = match (&cfg.control, &live) {
         (Some(c), Some(l)) => {
-            if let Some(m) = &metrics {
-                l.count_in(Arc::clone(m));
-            }
             let admin = match cfg
                 .admin_url
                 .clone()
@@ -191,7 +192,7 @@ pub async fn run_publishing(
     // that replaces the scenario's plan stops them.
     let fault_task = admin.map(|a| {
         let shown = live.clone();
-        let task = tokio::spawn(crate::faults::drive_reporting(
+        let task = tokio::spawn(crate::faults::drive(
             a,
             cfg.faults.clone(),
             start,
@@ -208,9 +209,14 @@ pub async fn run_publishing(
     });
     // No fault is switched on once the schedule has stopped, even during the drain.
     let faults_off = fault_task.as_ref().map(|t| t.abort_handle());
+    // The schedule's stop also ends the live state: no change is taken during the drain.
+    let closing = live.clone();
     let stop_faults = move || {
         if let Some(h) = faults_off {
             h.abort();
+        }
+        if let Some(l) = closing {
+            l.close();
         }
     };
     let progress = Progress::start(&cfg, Arc::clone(&recorder), start, live.clone());

@@ -444,11 +444,18 @@ impl Arrivals {
 }
 
 /// Where arrivals under `plan` end: the plan's end or the run's, whichever comes first.
+/// A year and a day: no due time lies past it, so an absurdly small rate draws none instead
+/// of one at 1e300 s (which executors could not turn into an instant) and leaves the
+/// arrivals where they were for the next change.
+pub const MAX_DUE: f64 = 366.0 * 86_400.0;
+
 fn end_of(plan: &Plan, horizon: Option<f64>) -> Option<f64> {
-    match (plan.length(), horizon) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    let end = match (plan.length(), horizon) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => MAX_DUE,
+    };
+    Some(end.min(MAX_DUE))
 }
 
 fn exp1(rng: &mut SmallRng) -> f64 {

@@ -90,6 +90,8 @@ impl CapacityCli {
         given(self.run.duration.is_some(), "--duration")?;
         given(self.run.requests.is_some(), "--requests")?;
         given(self.run.control.control_addr.is_some(), "--control-addr")?;
+        // Each shard would search its share alone, and the shares' answers do not add up.
+        given(self.run.shard.count != 1, "--shard")?;
         let run = self.run.into_config()?;
         let profile = &run.plan.phases[0].profile;
         if !profile.is_constant() {
@@ -135,8 +137,13 @@ impl CapacityCli {
                 s.precision
             ));
         }
-        if s.step < Duration::from_secs(2) || s.warmup + Duration::from_secs(1) > s.step {
-            return bad("--step must be at least 2s and at least 1s longer than --warmup".into());
+        // A step is judged from the tick after its warm-up: a warm-up under a second could
+        // judge part of the step before.
+        if s.warmup < Duration::from_secs(1) {
+            return bad("--warmup must be at least 1s".into());
+        }
+        if s.warmup + Duration::from_secs(1) > s.step {
+            return bad("--step must be at least 1s longer than --warmup".into());
         }
         if s.max_duration < s.step {
             return bad("--max-duration must be at least one --step".into());

@@ -106,7 +106,7 @@ pub(super) async fn start_scenario(control: &Control, body: &[u8], source: Sourc
     .await;
     if let (Some(admin), true) = (admin, answer.status().is_success()) {
         let live = std::sync::Arc::clone(&control.live);
-        let task = tokio::spawn(crate::faults::drive_reporting(
+        let task = tokio::spawn(crate::faults::drive(
             admin,
             sc.faults,
             tokio::time::Instant::now(),

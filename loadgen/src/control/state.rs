@@ -38,8 +38,7 @@ pub async fn state(control: &Control) -> Value {
             }
         }
     };
-    let (events, dropped) = live.events();
-    let skip = events.len().saturating_sub(STATE_EVENTS);
+    let (events, dropped) = live.recent_events(STATE_EVENTS);
     let per_type = |f: &dyn Fn(OrderType) -> Value| json!({"food": f(OrderType::Food), "clothing": f(OrderType::Clothing)});
     json!({
         "elapsed_s": now,
@@ -61,7 +60,7 @@ pub async fn state(control: &Control) -> Value {
         "scenarios": drills(),
         "max_rate": control.max_rate,
         "token_required": control.token.is_some(),
-        "events": &events[skip..],
+        "events": events,
         "events_dropped": dropped,
         "history": history,
     })

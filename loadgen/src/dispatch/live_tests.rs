@@ -294,6 +294,25 @@ fn a_tiny_rate_or_none_waits_and_a_fixed_end_still_stops_the_run() {
         .expect("taken");
     let step = d.next(0.0);
     assert!(close(&step, &Step::WaitUntil(0.25)), "{step:?}");
+    // And the arrivals are where they were: a later rate starts them again.
+    live.submit(Change::Rates([Some(5.0), None]), Source::Api)
+        .expect("taken");
+    let mut resumed = 0;
+    let mut now = 1.0;
+    while now < 3.0 {
+        match d.next(now) {
+            Step::Send(_) => {
+                resumed += 1;
+                d.sent();
+            }
+            Step::WaitUntil(t) => now = t,
+            Step::Stop(r) => panic!("stopped: {r}"),
+        }
+    }
+    assert!(
+        (3..=25).contains(&resumed),
+        "{resumed} sends at 5/s over 2 s"
+    );
     // A scenario's plan of 2 s without --duration: rates 0 wait out its end, then it ends.
     let plan = Plan {
         phases: vec![Phase {

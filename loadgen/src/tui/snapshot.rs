@@ -48,8 +48,8 @@ impl Snapshot {
         self.rates = live.rates_at(self.elapsed);
         self.faults = live.faults(self.elapsed);
         self.scenario = live.scenario(self.elapsed);
-        let (events, _) = live.events();
-        self.events = events.into_iter().rev().take(SHOWN).collect();
+        let (events, _) = live.recent_events(SHOWN);
+        self.events = events.into_iter().rev().collect();
         self.logs = info.logs.last(SHOWN);
         if !ticked {
             return;
