@@ -176,7 +176,7 @@ impl Monitor {
     pub fn since_mark(&self) -> Option<Span> {
         let m = self.mark.as_ref()?;
         let now = self.counts();
-        let counts = [0, 1].map(|i| minus(&now[i], &m.counts[i]));
+        let counts = [0, 1].map(|i| now[i].since(&m.counts[i]));
         Some(Span {
             seconds: m.last_t - m.t,
             counts,
@@ -238,21 +238,6 @@ impl Monitor {
                 lag_p99_ms: ms(&w.lag, 0.99),
             }
         })
-    }
-}
-
-/// `a` less `b`, count by count.
-fn minus(a: &Counts, b: &Counts) -> Counts {
-    let mut outcomes = a.outcomes;
-    for (o, n) in outcomes.iter_mut().zip(b.outcomes) {
-        *o = o.saturating_sub(n);
-    }
-    Counts {
-        scheduled: a.scheduled.saturating_sub(b.scheduled),
-        sent: a.sent.saturating_sub(b.sent),
-        late: a.late.saturating_sub(b.late),
-        skipped: a.skipped.saturating_sub(b.skipped),
-        outcomes,
     }
 }
 

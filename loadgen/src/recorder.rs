@@ -80,6 +80,30 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Both counts added, count by count (two types' totals, say).
+    pub fn plus(&self, other: &Counts) -> Counts {
+        self.zip(other, u64::saturating_add)
+    }
+
+    /// This count less an earlier one of the same type (the span between two looks).
+    pub fn since(&self, earlier: &Counts) -> Counts {
+        self.zip(earlier, u64::saturating_sub)
+    }
+
+    fn zip(&self, o: &Counts, f: fn(u64, u64) -> u64) -> Counts {
+        let mut outcomes = self.outcomes;
+        for (a, b) in outcomes.iter_mut().zip(o.outcomes) {
+            *a = f(*a, b);
+        }
+        Counts {
+            scheduled: f(self.scheduled, o.scheduled),
+            sent: f(self.sent, o.sent),
+            late: f(self.late, o.late),
+            skipped: f(self.skipped, o.skipped),
+            outcomes,
+        }
+    }
+
     pub fn completed(&self) -> u64 {
         self.outcomes.iter().sum()
     }

@@ -276,7 +276,8 @@ pub async fn serve_metrics(
 }
 
 /// The next connection once a slot is free; `None` after a failed accept (logged, waited).
-async fn accept(
+/// The control API's listener takes its connections the same way.
+pub(crate) async fn accept(
     listener: &TcpListener,
     slots: &Arc<Semaphore>,
 ) -> Option<(tokio::net::TcpStream, OwnedSemaphorePermit)> {
@@ -284,7 +285,7 @@ async fn accept(
     match listener.accept().await {
         Ok((s, _)) => Some((s, slot)),
         Err(e) => {
-            tracing::warn!(error = %e, "metrics listener: accept failed");
+            tracing::warn!(error = %e, "listener: accept failed");
             tokio::time::sleep(Duration::from_millis(50)).await;
             None
         }

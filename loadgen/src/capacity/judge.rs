@@ -38,7 +38,7 @@ pub struct Judged {
 /// The thresholds over `span`, and whether the generator was behind in it: its schedule lag
 /// p99 over `lag_limit`, or late or skipped sends.
 pub fn judge(thresholds: &Thresholds, span: &Span, lag_limit: std::time::Duration) -> Judged {
-    let total = add(&span.counts[0], &span.counts[1]);
+    let total = span.counts[0].plus(&span.counts[1]);
     let mut all = span.windows[0].clone();
     all.add(&span.windows[1]);
     let checks = thresholds.judge(|scope| match scope {
@@ -87,7 +87,7 @@ pub fn clearly_failed(
         let mut counts = Counts::default();
         for o in &types {
             window.add(&span.windows[o.index()]);
-            counts = add(&counts, &span.counts[o.index()]);
+            counts = counts.plus(&span.counts[o.index()]);
         }
         let (bad, allowed) = match t.metric {
             Metric::Percentile(q) => {
@@ -108,20 +108,6 @@ pub fn clearly_failed(
         }
     }
     None
-}
-
-fn add(a: &Counts, b: &Counts) -> Counts {
-    let mut outcomes = a.outcomes;
-    for (o, n) in outcomes.iter_mut().zip(b.outcomes) {
-        *o += n;
-    }
-    Counts {
-        scheduled: a.scheduled + b.scheduled,
-        sent: a.sent + b.sent,
-        late: a.late + b.late,
-        skipped: a.skipped + b.skipped,
-        outcomes,
-    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use order_server::watchdog::{self, Activity};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 pub use config::{ControlArgs, ControlConfig, ControlError};
 
@@ -78,7 +78,7 @@ pub async fn serve(
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
-            r = accept(&listener, &slots) => r,
+            r = crate::telemetry::accept(&listener, &slots) => r,
         };
         let Some((stream, slot)) = accepted else {
             continue;
@@ -103,22 +103,6 @@ pub async fn serve(
             let _slot = slot;
             let _ = watchdog::guard(conn, &activity, HEADER_TIMEOUT).await;
         });
-    }
-}
-
-/// The next connection once a slot is free; `None` after a failed accept (logged, waited).
-async fn accept(
-    listener: &TcpListener,
-    slots: &Arc<Semaphore>,
-) -> Option<(tokio::net::TcpStream, OwnedSemaphorePermit)> {
-    let slot = Arc::clone(slots).acquire_owned().await.ok()?;
-    match listener.accept().await {
-        Ok((s, _)) => Some((s, slot)),
-        Err(e) => {
-            tracing::warn!(error = %e, "control listener: accept failed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            None
-        }
     }
 }
 

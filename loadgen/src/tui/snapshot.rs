@@ -65,24 +65,10 @@ impl Snapshot {
         let mut all = so_far[0].clone();
         // Same bounds on both sides, so adding cannot fail.
         let _ = all.add(&so_far[1]);
-        let total = add(&self.counts[0], &self.counts[1]);
+        let total = self.counts[0].plus(&self.counts[1]);
         self.checks = info.thresholds.judge(|scope| match scope {
             Some(t) => (self.counts[t.index()], &so_far[t.index()]),
             None => (total, &all),
         });
-    }
-}
-
-fn add(a: &Counts, b: &Counts) -> Counts {
-    let mut outcomes = a.outcomes;
-    for (o, n) in outcomes.iter_mut().zip(b.outcomes) {
-        *o += n;
-    }
-    Counts {
-        scheduled: a.scheduled + b.scheduled,
-        sent: a.sent + b.sent,
-        late: a.late + b.late,
-        skipped: a.skipped + b.skipped,
-        outcomes,
     }
 }
