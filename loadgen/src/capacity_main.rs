@@ -12,9 +12,9 @@ use loadgen::capacity::cli::CapacityCli;
 use loadgen::capacity::report::CapacityReport;
 use loadgen::cli::OutputFormat;
 use loadgen::exit;
-use loadgen::report_file::ReportFile;
+use loadgen::report_file::FileFormat;
 
-use crate::{error, interrupted, parsed, say};
+use crate::{error, interrupted, open_files, parsed, say};
 
 pub fn capacity() -> ExitCode {
     let cli = match parsed(CapacityCli::try_parse_from(std::env::args_os().skip(1))) {
@@ -42,23 +42,14 @@ pub fn capacity() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    let mut files = Vec::new();
-    for (flag, path, html) in [
-        ("--report-file", run.report_file.clone(), false),
-        ("--report-html", run.report_html.clone(), true),
-    ] {
-        let Some(path) = path else { continue };
-        match ReportFile::open(&path) {
-            Ok(f) => files.push((flag, f, html)),
-            Err(e) => {
-                error(format!("{flag} {}: {e}", path.display()));
-                for (_, f, _) in files {
-                    f.discard();
-                }
-                return ExitCode::from(exit::ERROR);
-            }
+    // Checked now, so a path that cannot take the result fails before the search.
+    let files = match open_files(run.report_file.as_deref(), run.report_html.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            error(e);
+            return ExitCode::from(exit::ERROR);
         }
-    }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -93,11 +84,11 @@ pub fn capacity() -> ExitCode {
     if let Err(e) = print(&report, output) {
         failed.push(format!("writing the result to standard output: {e}"));
     }
-    for (flag, file, html) in files {
+    for (flag, file, format) in files {
         let path = file.path().display().to_string();
-        let written = file.write_with(|w| match html {
-            true => loadgen::capacity::html::write(&report, w),
-            false => report.write_json(w),
+        let written = file.write_with(|w| match format {
+            FileFormat::Html => loadgen::capacity::html::write(&report, w),
+            FileFormat::Json => report.write_json(w),
         });
         if let Err(e) = written {
             failed.push(format!("{flag} {path}: {e}"));

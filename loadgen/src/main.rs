@@ -186,11 +186,11 @@ fn merge() -> ExitCode {
 }
 
 /// A report file: the flag that named it, the file, what it holds.
-type Output = (&'static str, ReportFile, FileFormat);
+pub(crate) type Output = (&'static str, ReportFile, FileFormat);
 
 /// The files `--report-file` and `--report-html` name, each proved writable now; on an error,
 /// the files already opened are discarded and the message names the flag.
-fn open_files(json: Option<&Path>, html: Option<&Path>) -> Result<Vec<Output>, String> {
+pub(crate) fn open_files(json: Option<&Path>, html: Option<&Path>) -> Result<Vec<Output>, String> {
     let mut files: Vec<Output> = Vec::new();
     let wanted = [
         ("--report-file", json, FileFormat::Json),

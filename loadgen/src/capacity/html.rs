@@ -109,12 +109,7 @@ pub fn write(r: &CapacityReport, w: &mut impl Write) -> io::Result<()> {
     page.push_str("<h2>Steps</h2>\n<table id=\"steps\"><tr><th>step</th><th>asked/s</th><th>achieved/s</th><th>p50 ms</th><th>p99 ms</th><th>errors</th><th>lag p99 ms</th><th>judged s</th><th>verdict</th></tr>");
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     for s in &r.steps {
-        let failed: Vec<String> = s
-            .verdicts
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| esc(&c.name))
-            .collect();
+        let failed: Vec<String> = s.missed().map(esc).collect();
         page.push_str(&format!(
             "<tr data-step=\"{}\"><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.2} %</td><td>{}</td><td>{:.0}{}</td><td>{}{}</td></tr>",
             s.index,

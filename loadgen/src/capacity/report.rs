@@ -42,6 +42,16 @@ pub struct StepReport {
     pub drain_seconds: f64,
 }
 
+impl StepReport {
+    /// The thresholds the step missed, by expression.
+    pub fn missed(&self) -> impl Iterator<Item = &str> {
+        self.verdicts
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+    }
+}
+
 /// The whole search.
 #[derive(Debug, Clone, Serialize)]
 pub struct CapacityReport {
@@ -140,12 +150,7 @@ impl CapacityReport {
         )?;
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         for s in &self.steps {
-            let failed: Vec<&str> = s
-                .verdicts
-                .iter()
-                .filter(|c| !c.passed)
-                .map(|c| c.name.as_str())
-                .collect();
+            let failed: Vec<&str> = s.missed().collect();
             let verdict = match s.verdict {
                 "fail" => format!("fail ({})", failed.join(", ")),
                 v => v.to_string(),
