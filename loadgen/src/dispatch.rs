@@ -205,6 +205,11 @@ impl Dispatch {
         self.live.as_ref()
     }
 
+    /// Whether due requests wait for tick boundaries (which then set when the executor wakes).
+    pub fn ticks(&self) -> bool {
+        self.limits.tick > 0.0
+    }
+
     /// When the run ends, in seconds from the start, if it has a fixed length.
     pub fn end(&self) -> Option<f64> {
         self.limits.duration

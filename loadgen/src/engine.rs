@@ -1,10 +1,11 @@
 //! The paced engine for plain-http HTTP/1.1 targets on Linux: carries out the dispatch core's
 //! steps on one thread of its own, with no async runtime on the request path. It sleeps to the
-//! next due time, reads without blocking whatever answers came in since the last wake, then
-//! writes the requests now due on idle keep-alive connections. So a request costs one wake-up
-//! instead of two (its send time and its answer), and answers are timed by the kernel's
-//! receive timestamp (`SO_TIMESTAMPNS`), so reading them at the next wake does not make them
-//! look slower. It waits on the sockets themselves (epoll) only when it must: a due request
+//! next due time (requests due close together share a wake-up, `SHARED_WAKE`), reads without
+//! blocking whatever answers came in since the last wake, then writes the requests now due on
+//! idle keep-alive connections, preferring one an answer just freed to opening another. So a
+//! request costs at most one wake-up instead of two (its send time and its answer), and
+//! answers are timed by the kernel's receive timestamp (`SO_TIMESTAMPNS`), so reading them at
+//! the next wake does not make them look slower. It waits on the sockets themselves (epoll) only when it must: a due request
 //! with every allowed connection busy, a connection being opened, the final drain. Stops are
 //! noticed within `MAX_SLEEP`.
 
@@ -24,6 +25,14 @@ pub use target::Target;
 
 /// The longest the engine sleeps without looking at the stop flag and at answers.
 const MAX_SLEEP: Duration = Duration::from_millis(20);
+
+/// Without a tick, a request due less than this after a wake-up waits for the next wake-up,
+/// which takes every request due by then: at most this late (the lag is recorded, and
+/// latency still counts from the intended time). Requests further apart than this, as at
+/// 2,000/s, each get a wake-up of their own and go on time. At high rates a wake-up per
+/// request would cost the generator a sleep, a wake and a timer each, and the target a
+/// wake-up per request too (BENCHMARKS.md, "Cost per request in open-model runs").
+pub const SHARED_WAKE: Duration = Duration::from_micros(200);
 
 /// Wake-ups a few microseconds late instead of the default 50 µs of timer slack, for as long
 /// as the engine runs: its thread belongs to tokio's blocking pool, and whatever runs there
@@ -61,6 +70,11 @@ pub fn run(
     let mut pool = Pool::new(target, recorder)?;
     let _slack = TimerSlack::precise();
     let end = dispatch.end().map(|e| start + Duration::from_secs_f64(e));
+    let shared = if dispatch.ticks() {
+        Duration::ZERO
+    } else {
+        SHARED_WAKE
+    };
 
     let reason = loop {
         let now = Instant::now();
@@ -77,7 +91,8 @@ pub fn run(
             match dispatch.next(since_start) {
                 Step::Stop(reason) => break Some(reason),
                 Step::WaitUntil(at) => {
-                    wake = wake.min(start + Duration::from_secs_f64(at));
+                    let due = start + Duration::from_secs_f64(at);
+                    wake = wake.min(due.max(now + shared));
                     break None;
                 }
                 Step::Send(due) => {
@@ -110,7 +125,14 @@ pub fn run(
         if let Some(d) = pool.earliest_deadline() {
             wake = wake.min(d);
         }
-        if blocked || pool.must_watch() {
+        if blocked && !shared.is_zero() {
+            // Every allowed connection is busy: the held requests are late already. Looking
+            // again after a shared wake-up's time, rather than waking at each answer, spares
+            // the target a wake-up of this thread per answer when it is slow, which is when
+            // it can least afford one.
+            wake = wake.min(now + shared);
+        }
+        if pool.must_watch() || (blocked && shared.is_zero()) {
             pool.wait(Some(wake))?;
         } else {
             if let Some(left) = wake.checked_duration_since(Instant::now()) {

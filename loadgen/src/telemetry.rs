@@ -231,7 +231,11 @@ pub async fn serve_metrics(
     let upkeep = {
         let m = Arc::clone(&metrics);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            // The exporter keeps every histogram sample until an upkeep folds them into
+            // buckets: at 60,000/s three samples a request. Folding them four times a second
+            // keeps each upkeep short enough not to hold the engine's core back (every 5 s
+            // it took milliseconds), and the samples waiting small.
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tick.tick().await;
                 let m = Arc::clone(&m);

@@ -68,10 +68,6 @@ impl Conn {
         matches!(self.state, State::Connecting { .. }) || !self.unsent.is_empty()
     }
 
-    pub(super) fn is_busy(&self) -> bool {
-        matches!(self.state, State::Busy { .. })
-    }
-
     /// When its connect or its request times out, if one is under way.
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self.state {
@@ -97,5 +93,118 @@ impl Watched {
 
     pub(super) fn any(&self) -> bool {
         self.0 > 0
+    }
+}
+
+/// The slots of the connections with a request on the wire, as bits: a wake finds the few
+/// it reads directly in a word or two instead of looking at every connection.
+#[derive(Debug, Default)]
+pub(super) struct BusySlots {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl BusySlots {
+    pub(super) fn set(&mut self, slot: usize, busy: bool) {
+        let (word, bit) = (slot / 64, 1u64 << (slot % 64));
+        if word >= self.words.len() {
+            if !busy {
+                return;
+            }
+            self.words.resize(word + 1, 0);
+        }
+        let was = self.words[word] & bit != 0;
+        if busy && !was {
+            self.words[word] |= bit;
+            self.len += 1;
+        } else if !busy && was {
+            self.words[word] &= !bit;
+            self.len -= 1;
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The busy slots, lowest first.
+    pub(super) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| {
+            let mut rest = w;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                Some(i * 64 + bit)
+            })
+        })
+    }
+}
+
+/// A time no connect or request times out before. Request deadlines only grow (each is its
+/// send time plus the same timeout), so the earliest one changes only when it ends; keeping
+/// this floor instead of the exact minimum spares every wake a look at every connection. A
+/// wake at the floor looks at them all and sets it to the exact minimum again.
+#[derive(Debug, Default)]
+pub(super) struct DeadlineFloor(Option<Instant>);
+
+impl DeadlineFloor {
+    /// A connect or a request that times out at `until` started.
+    pub(super) fn lower(&mut self, until: Instant) {
+        self.0 = Some(self.0.map_or(until, |f| f.min(until)));
+    }
+
+    /// Whether something may have timed out by `now`.
+    pub(super) fn reached(&self, now: Instant) -> bool {
+        self.0.is_some_and(|f| now >= f)
+    }
+
+    pub(super) fn get(&self) -> Option<Instant> {
+        self.0
+    }
+
+    /// The exact earliest deadline, after a look at every connection.
+    pub(super) fn reset(&mut self, earliest: Option<Instant>) {
+        self.0 = earliest;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn busy_slots_count_and_list_what_is_set() {
+        let mut b = BusySlots::default();
+        b.set(3, false);
+        assert_eq!((b.len(), b.iter().count()), (0, 0));
+        for s in [130, 3, 64, 3] {
+            b.set(s, true);
+        }
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.iter().collect::<Vec<_>>(), [3, 64, 130]);
+        b.set(64, false);
+        b.set(64, false);
+        b.set(1_000, false);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.iter().collect::<Vec<_>>(), [3, 130]);
+    }
+
+    #[test]
+    fn the_deadline_floor_is_never_later_than_a_deadline() {
+        let t = Instant::now();
+        let mut f = DeadlineFloor::default();
+        assert!(!f.reached(t + Duration::from_secs(3600)));
+        f.lower(t + Duration::from_secs(10));
+        f.lower(t + Duration::from_secs(5));
+        f.lower(t + Duration::from_secs(7));
+        assert_eq!(f.get(), Some(t + Duration::from_secs(5)));
+        assert!(!f.reached(t + Duration::from_secs(4)));
+        assert!(f.reached(t + Duration::from_secs(5)));
+        f.reset(None);
+        assert!(!f.reached(t + Duration::from_secs(3600)));
     }
 }

@@ -13,7 +13,7 @@ use nix::sys::socket::{self, sockopt};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
 
-use super::conn::{Conn, State};
+use super::conn::State;
 use super::pool::{Pool, DIRECT_READS, TIMER_TOKEN};
 use crate::outcome::OutcomeClass;
 use crate::stamp;
@@ -68,6 +68,12 @@ impl Pool<'_> {
         self.watched.changed(was, conn.watched());
     }
 
+    /// Handles every socket that is ready now, without waiting; a failed look is left to
+    /// the next wait, which reports it.
+    pub(super) fn look(&mut self) {
+        let _ = self.wait(None);
+    }
+
     /// Sleeps until `until` or a socket needs attention (`None`: only looks), then handles
     /// every socket that is ready.
     pub(super) fn wait(&mut self, until: Option<Instant>) -> std::io::Result<()> {
@@ -116,16 +122,14 @@ impl Pool<'_> {
     /// is used; an older idle one found closed when used sends its request again on a new
     /// connection (see `fail`). Whether it handled the look.
     fn look_directly(&mut self) -> bool {
+        if self.busy.len() > DIRECT_READS {
+            return false;
+        }
         let mut busy = [0usize; DIRECT_READS];
         let mut n = 0;
-        for (slot, c) in self.conns.iter().enumerate() {
-            if c.as_ref().is_some_and(Conn::is_busy) {
-                if n == DIRECT_READS {
-                    return false;
-                }
-                busy[n] = slot;
-                n += 1;
-            }
+        for (b, slot) in busy.iter_mut().zip(self.busy.iter()) {
+            *b = slot;
+            n += 1;
         }
         let next_out = self.idle.last().copied();
         for &slot in &busy[..n] {
@@ -182,9 +186,12 @@ impl Pool<'_> {
         );
         let was = conn.watched();
         conn.state = match conn.req {
-            Some(r) => State::Busy {
-                until: r.sent + self.target.timeout,
-            },
+            Some(r) => {
+                let until = r.sent + self.target.timeout;
+                self.busy.set(slot, true);
+                self.deadlines.lower(until);
+                State::Busy { until }
+            }
             None => State::Idle,
         };
         self.watched.changed(was, conn.watched());
@@ -237,6 +244,7 @@ impl Pool<'_> {
                     if reusable {
                         conn.answer.reset();
                         conn.state = State::Idle;
+                        self.busy.set(slot, false);
                         self.idle.push(slot);
                     } else {
                         self.close(slot);

@@ -12,7 +12,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
 
-use super::conn::{Conn, InFlight, State, Watched};
+use super::conn::{BusySlots, Conn, DeadlineFloor, InFlight, State, Watched};
 use super::{Target, MAX_SLEEP};
 use crate::outcome::OutcomeClass;
 use crate::recorder::Recorder;
@@ -38,6 +38,10 @@ pub(super) struct Pool<'a> {
     pub(super) open: usize,
     /// Connections not yet connected or with unsent bytes: the loop must watch the sockets.
     pub(super) watched: Watched,
+    /// Connections with a request on the wire (state `Busy`).
+    pub(super) busy: BusySlots,
+    /// No connect or request times out before this.
+    pub(super) deadlines: DeadlineFloor,
     pub(super) addrs: Option<(Instant, Vec<SocketAddr>)>,
     pub(super) buf: Vec<u8>,
     /// Room for the receive timestamp of one read.
@@ -75,6 +79,8 @@ impl<'a> Pool<'a> {
             idle: Vec::new(),
             open: 0,
             watched: Watched::default(),
+            busy: BusySlots::default(),
+            deadlines: DeadlineFloor::default(),
             addrs: None,
             buf: vec![0; READ_CHUNK],
             control: stamp::control_buffer(),
@@ -89,6 +95,12 @@ impl<'a> Pool<'a> {
         // A request sent again goes on a new connection when it may: the idle ones may have
         // been closed by the server as the one it failed on was.
         let fresh = req.retried && self.open < self.target.max_conns;
+        if !fresh && self.idle.is_empty() && self.open > 0 {
+            // An answer that has already arrived frees a connection for a fraction of what
+            // opening one costs (and of what the server pays to accept it); without this
+            // look, a generator that fell behind opens a connection per due request.
+            self.look();
+        }
         let reuse = if fresh { None } else { self.idle.pop() };
         let slot = match reuse {
             Some(slot) => slot,
@@ -115,9 +127,10 @@ impl<'a> Pool<'a> {
         }
         conn.req = Some(req);
         if conn.state == State::Idle {
-            conn.state = State::Busy {
-                until: req.sent + self.target.timeout,
-            };
+            let until = req.sent + self.target.timeout;
+            conn.state = State::Busy { until };
+            self.busy.set(slot, true);
+            self.deadlines.lower(until);
             self.write(slot, now);
         }
         Ok(())
@@ -173,7 +186,9 @@ impl<'a> Pool<'a> {
             self.free_slots.push(slot);
             return Err(());
         }
-        let conn = Conn::connecting(stream, now + self.target.connect_timeout);
+        let until = now + self.target.connect_timeout;
+        let conn = Conn::connecting(stream, until);
+        self.deadlines.lower(until);
         self.watched.changed(false, conn.watched());
         self.conns[slot] = Some(conn);
         self.open += 1;
@@ -210,6 +225,7 @@ impl<'a> Pool<'a> {
         if let Some(conn) = self.conns[slot].take() {
             let _ = self.epoll.delete(conn.stream.as_fd());
             self.watched.changed(conn.watched(), false);
+            self.busy.set(slot, false);
             if conn.state == State::Idle {
                 self.idle.retain(|&s| s != slot);
             }
@@ -229,8 +245,12 @@ impl<'a> Pool<'a> {
     }
 
     /// Requests past their timeout fail as timeouts (connects past theirs as connect
-    /// errors), and their connections close.
+    /// errors), and their connections close. Looks at the connections only once the
+    /// deadline floor is reached.
     pub(super) fn expire(&mut self, now: Instant) {
+        if !self.deadlines.reached(now) {
+            return;
+        }
         for slot in 0..self.conns.len() {
             let Some(conn) = self.conns[slot].as_mut() else {
                 continue;
@@ -246,10 +266,13 @@ impl<'a> Pool<'a> {
                 self.finish(r, class, now);
             }
         }
+        let earliest = self.conns.iter().flatten().filter_map(Conn::deadline).min();
+        self.deadlines.reset(earliest);
     }
 
+    /// When the next connect or request may time out (possibly earlier: a floor).
     pub(super) fn earliest_deadline(&self) -> Option<Instant> {
-        self.conns.iter().flatten().filter_map(Conn::deadline).min()
+        self.deadlines.get()
     }
 
     fn busy(&self) -> usize {
