@@ -13,6 +13,7 @@ mod conn;
 mod events;
 mod pool;
 mod target;
+mod warm;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use crate::recorder::Recorder;
 use conn::InFlight;
 use pool::Pool;
 pub use target::Target;
+pub use warm::Ready;
 
 /// The longest the engine sleeps without looking at the stop flag and at answers.
 const MAX_SLEEP: Duration = Duration::from_millis(20);
@@ -59,7 +61,7 @@ impl Drop for TimerSlack {
 /// still out, at most `drain`; why it stopped and how long scheduling ran. Due requests go
 /// out when their step says (with a tick, everything due by the boundary at one wake).
 pub fn run(
-    target: &Target,
+    ready: Ready,
     dispatch: &mut Dispatch,
     drain: Duration,
     recorder: &Recorder,
@@ -67,7 +69,8 @@ pub fn run(
     stop: &AtomicBool,
     stopped: impl FnOnce(),
 ) -> std::io::Result<(StopReason, Duration)> {
-    let mut pool = Pool::new(target, recorder)?;
+    let Ready { target, warm } = ready;
+    let mut pool = Pool::new(&target, recorder, warm)?;
     let _slack = TimerSlack::precise();
     let end = dispatch.end().map(|e| start + Duration::from_secs_f64(e));
     let shared = if dispatch.ticks() {

@@ -65,6 +65,7 @@ pub mod embedded;
 pub mod endpoint;
 #[cfg(target_os = "linux")]
 pub mod engine;
+pub mod executor;
 pub mod faults;
 pub mod hdr;
 pub mod html;

@@ -1,15 +1,14 @@
 //! One load test from its validated configuration to its report: the embedded target when
 //! there is none, the checks before the first request (the host resolves, TLS, the fault
 //! API), the generator's own metrics endpoint, the dispatch core over both order types'
-//! arrivals, carried out by the paced engine (plain http on Linux) or the tokio path
-//! (everything else), the scenario's faults, the requests never sent, the report, and the
-//! metrics linger. [`run`] is the entry.
+//! arrivals, carried out by the executor made ready before the clock starts (`executor`),
+//! the scenario's faults, the requests never sent, the report, and the metrics linger.
+//! [`run`] is the entry.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use order_server::contract::OrderType;
 use tokio::net::TcpListener;
@@ -21,6 +20,7 @@ use crate::config::RunConfig;
 use crate::dispatch::{Dispatch, Limits, StopReason};
 use crate::embedded::Embedded;
 use crate::endpoint::EndpointError;
+use crate::executor::Executor;
 use crate::faults::{AdminClient, AdminError};
 use crate::live::Live;
 use crate::progress::Progress;
@@ -183,6 +183,7 @@ pub async fn run_publishing(
     if let Some(l) = &live {
         dispatch = dispatch.steered_by(Arc::clone(l));
     }
+    let executor = Executor::prepare(&cfg, &client).await?;
     let start = Instant::now();
     let started_at = std::time::SystemTime::now();
     if let Some(l) = &live {
@@ -233,16 +234,9 @@ pub async fn run_publishing(
         _ => None,
     };
 
-    let (stopped_by, elapsed, dispatch) = execute(
-        &cfg,
-        &client,
-        dispatch,
-        &recorder,
-        start,
-        stop.as_mut(),
-        stop_faults,
-    )
-    .await?;
+    let (stopped_by, elapsed, dispatch) = executor
+        .run(&cfg, dispatch, &recorder, start, stop.as_mut(), stop_faults)
+        .await?;
     if let Some(l) = &live {
         l.close();
     }
@@ -334,73 +328,4 @@ async fn fault_api(
     let admin = AdminClient::new(&url, cfg.admin_token.clone()).map_err(RunError::AdminUrl)?;
     admin.check().await?;
     Ok(Some(admin))
-}
-
-/// Carries out the dispatch on the paced engine (plain http over HTTP/1.1 on Linux) or the
-/// tokio path, drain included, calling `stopped` when the schedule stops; the dispatch comes
-/// back for its unsent counts.
-async fn execute(
-    cfg: &RunConfig,
-    client: &OrderClient,
-    mut dispatch: Dispatch,
-    recorder: &Arc<Recorder>,
-    start: Instant,
-    stop: impl Future<Output = ()>,
-    stopped: impl FnOnce() + Send + 'static,
-) -> Result<(StopReason, Duration, Dispatch), RunError> {
-    #[cfg(target_os = "linux")]
-    if let Some(urls) = client.plain_urls() {
-        let target = crate::engine::Target::new(urls, &cfg.client, cfg.max_in_flight)?;
-        return on_engine(target, dispatch, cfg.drain, recorder, start, stop, stopped).await;
-    }
-    let (by, took) = crate::tokio_path::run(
-        &mut dispatch,
-        client,
-        cfg.max_in_flight,
-        cfg.drain,
-        recorder,
-        start,
-        stop,
-        stopped,
-    )
-    .await;
-    Ok((by, took, dispatch))
-}
-
-/// The paced engine on a thread of its own, with `stop` passed on as a flag.
-#[cfg(target_os = "linux")]
-async fn on_engine(
-    target: crate::engine::Target,
-    mut dispatch: Dispatch,
-    drain: Duration,
-    recorder: &Arc<Recorder>,
-    start: Instant,
-    stop: impl Future<Output = ()>,
-    stopped: impl FnOnce() + Send + 'static,
-) -> Result<(StopReason, Duration, Dispatch), RunError> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let (rec, f) = (Arc::clone(recorder), Arc::clone(&flag));
-    let job = tokio::task::spawn_blocking(move || {
-        let out = crate::engine::run(
-            &target,
-            &mut dispatch,
-            drain,
-            &rec,
-            start.into_std(),
-            &f,
-            stopped,
-        );
-        (out, dispatch)
-    });
-    tokio::pin!(stop, job);
-    let joined = tokio::select! {
-        r = &mut job => r,
-        () = &mut stop => {
-            flag.store(true, Ordering::Relaxed);
-            job.await
-        }
-    };
-    let (out, dispatch) = joined.map_err(RunError::EngineThread)?;
-    let (by, took) = out.map_err(RunError::Engine)?;
-    Ok((by, took, dispatch))
 }

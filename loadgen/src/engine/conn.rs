@@ -62,6 +62,21 @@ impl Conn {
         }
     }
 
+    /// A connection opened before the run, idle. A close found when it is first used is the
+    /// target's close of an idle connection, as on a kept-alive one, so it counts as reused:
+    /// its request may go again.
+    pub(super) fn opened_ahead(stream: TcpStream) -> Self {
+        Conn {
+            stream,
+            state: State::Idle,
+            req: None,
+            answer: Answer::new(),
+            reused: true,
+            unsent: Vec::new(),
+            stamp: None,
+        }
+    }
+
     /// Whether the dispatch loop must wait on this socket rather than only look at it: a
     /// connect or a partial write is under way.
     pub(super) fn watched(&self) -> bool {

@@ -62,14 +62,19 @@ impl<'a> Pool<'a> {
         self.watched.any()
     }
 
-    pub(super) fn new(target: &'a Target, recorder: &'a Recorder) -> std::io::Result<Self> {
+    /// The pool, with `warm` (connections opened before the run) idle in it.
+    pub(super) fn new(
+        target: &'a Target,
+        recorder: &'a Recorder,
+        warm: Vec<TcpStream>,
+    ) -> std::io::Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         let timer = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )?;
         epoll.add(&timer, EpollEvent::new(EpollFlags::EPOLLIN, TIMER_TOKEN))?;
-        Ok(Pool {
+        let mut pool = Pool {
             target,
             recorder,
             epoll,
@@ -86,7 +91,28 @@ impl<'a> Pool<'a> {
             control: stamp::control_buffer(),
             events: vec![EpollEvent::empty(); 256],
             retries: Vec::new(),
-        })
+        };
+        for stream in warm {
+            pool.add_idle(stream);
+        }
+        Ok(pool)
+    }
+
+    /// Takes a connected stream in as an idle connection (dropped if epoll refuses it).
+    fn add_idle(&mut self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let _ = stamp::enable(&stream);
+        let slot = self.conns.len();
+        let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+        if self
+            .epoll
+            .add(stream.as_fd(), EpollEvent::new(interest, slot as u64))
+            .is_ok()
+        {
+            self.conns.push(Some(Conn::opened_ahead(stream)));
+            self.idle.push(slot);
+            self.open += 1;
+        }
     }
 
     /// Hands `req` to an idle connection or a new one; gives it back if every allowed
