@@ -84,6 +84,7 @@ pub fn run(
         if stop.load(Ordering::Relaxed) {
             dispatch.interrupt();
         }
+        pool.wake_began();
         pool.expire(now);
         pool.send_retries(now);
         // Send what is due while connections allow; then the next wake.

@@ -23,6 +23,8 @@ use crate::stamp;
 const RESOLVE_EVERY: Duration = Duration::from_secs(1);
 pub(super) const TIMER_TOKEN: u64 = u64::MAX;
 const READ_CHUNK: usize = 16 * 1024;
+/// A request this late is behind: it opens a connection only if none was opened this wake.
+const BEHIND: Duration = Duration::from_millis(1);
 /// Up to this many requests out, a wake reads their connections instead of asking epoll.
 pub(super) const DIRECT_READS: usize = 4;
 
@@ -36,6 +38,8 @@ pub(super) struct Pool<'a> {
     pub(super) free_slots: Vec<usize>,
     pub(super) idle: Vec<usize>,
     pub(super) open: usize,
+    /// Whether this wake has opened a connection (see `may_open`).
+    pub(super) opened_this_wake: bool,
     /// Connections not yet connected or with unsent bytes: the loop must watch the sockets.
     pub(super) watched: Watched,
     /// Connections with a request on the wire (state `Busy`).
@@ -83,6 +87,7 @@ impl<'a> Pool<'a> {
             free_slots: Vec::new(),
             idle: Vec::new(),
             open: 0,
+            opened_this_wake: false,
             watched: Watched::default(),
             busy: BusySlots::default(),
             deadlines: DeadlineFloor::default(),
@@ -130,7 +135,7 @@ impl<'a> Pool<'a> {
         let reuse = if fresh { None } else { self.idle.pop() };
         let slot = match reuse {
             Some(slot) => slot,
-            None if self.open < self.target.max_conns => match self.connect(now) {
+            None if self.may_open(&req, now) => match self.connect(now) {
                 Ok(slot) => slot,
                 Err(()) => {
                     if !req.retried {
@@ -160,6 +165,23 @@ impl<'a> Pool<'a> {
             self.write(slot, now);
         }
         Ok(())
+    }
+
+    /// Whether a connection may be opened for `req`: within `--max-in-flight`, and, once
+    /// the request is more than `BEHIND` late, only one a wake. A generator that fell behind
+    /// (a stall of its own, or a target that stalled) otherwise opened a connection for
+    /// nearly every request due meanwhile, each costing it several times a send, and left
+    /// the target hundreds to accept before it could answer again: a 10 ms stall grew into
+    /// a quarter of a second of late sends. Held requests go as connections free up; a
+    /// target that needs more connections still gets one per wake (5,000 a second).
+    fn may_open(&self, req: &InFlight, now: Instant) -> bool {
+        self.open < self.target.max_conns
+            && (now.saturating_duration_since(req.at) <= BEHIND || !self.opened_this_wake)
+    }
+
+    /// A new wake of the engine: a request that is behind may open a connection again.
+    pub(super) fn wake_began(&mut self) {
+        self.opened_this_wake = false;
     }
 
     pub(super) fn send_retries(&mut self, now: Instant) {
@@ -218,6 +240,7 @@ impl<'a> Pool<'a> {
         self.watched.changed(false, conn.watched());
         self.conns[slot] = Some(conn);
         self.open += 1;
+        self.opened_this_wake = true;
         Ok(slot)
     }
 
@@ -314,6 +337,7 @@ impl<'a> Pool<'a> {
         let deadline = Instant::now() + limit;
         loop {
             let now = Instant::now();
+            self.wake_began();
             self.expire(now);
             self.send_retries(now);
             if (self.busy() == 0 && self.retries.is_empty()) || now >= deadline {
