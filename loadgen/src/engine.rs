@@ -5,9 +5,9 @@
 //! idle keep-alive connections, preferring one an answer just freed to opening another. So a
 //! request costs at most one wake-up instead of two (its send time and its answer), and
 //! answers are timed by the kernel's receive timestamp (`SO_TIMESTAMPNS`), so reading them at
-//! the next wake does not make them look slower. It waits on the sockets themselves (epoll) only when it must: a due request
-//! with every allowed connection busy, a connection being opened, the final drain. Stops are
-//! noticed within `MAX_SLEEP`.
+//! the next wake does not make them look slower. It waits on the sockets themselves (epoll)
+//! only when it must: a connection being opened, a request held while few others are out,
+//! the final drain. Stops are noticed within `MAX_SLEEP`.
 
 mod conn;
 mod events;
@@ -110,7 +110,7 @@ pub fn run(
                         retried: false,
                     };
                     if pool.send(req, now).is_err() {
-                        // Every allowed connection is busy: it stays held until one frees.
+                        // No connection for it now: it stays held.
                         blocked = true;
                         break None;
                     }
@@ -129,14 +129,14 @@ pub fn run(
         if let Some(d) = pool.earliest_deadline() {
             wake = wake.min(d);
         }
-        if blocked && !shared.is_zero() {
-            // Every allowed connection is busy: the held requests are late already. Looking
-            // again after a shared wake-up's time, rather than waking at each answer, spares
-            // the target a wake-up of this thread per answer when it is slow, which is when
-            // it can least afford one.
-            wake = wake.min(now + shared);
+        if blocked {
+            // A held request is late already. With many requests out, looking again after
+            // a shared wake-up's time rather than at each answer spares the target a wake-up
+            // of this thread per answer when it is slow, which is when it can least afford
+            // one; with few out, or with ticks, an answer wakes it, and no later than that.
+            wake = wake.min(now + SHARED_WAKE);
         }
-        if pool.must_watch() || (blocked && shared.is_zero()) {
+        if pool.must_watch() || (blocked && (shared.is_zero() || pool.few_out())) {
             pool.wait(Some(wake))?;
         } else {
             if let Some(left) = wake.checked_duration_since(Instant::now()) {

@@ -28,6 +28,8 @@ impl<'a> Executor<'a> {
     /// The paced engine when the target is plain http on Linux, its first connections open;
     /// the tokio path otherwise.
     pub async fn prepare(cfg: &RunConfig, client: &'a OrderClient) -> Result<Self, RunError> {
+        #[cfg(not(target_os = "linux"))]
+        let _ = cfg;
         #[cfg(target_os = "linux")]
         if let Some(urls) = client.plain_urls() {
             let target = crate::engine::Target::new(urls, &cfg.client, cfg.max_in_flight)?;

@@ -232,9 +232,8 @@ pub async fn serve_metrics(
         let m = Arc::clone(&metrics);
         tokio::spawn(async move {
             // The exporter keeps every histogram sample until an upkeep folds them into
-            // buckets: at 60,000/s three samples a request. Folding them four times a second
-            // keeps each upkeep short enough not to hold the engine's core back (every 5 s
-            // it took milliseconds), and the samples waiting small.
+            // buckets, three a request: folding them four times a second keeps each upkeep
+            // short enough not to hold the engine's core back, and the samples waiting few.
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tick.tick().await;

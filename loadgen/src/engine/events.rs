@@ -238,6 +238,7 @@ impl Pool<'_> {
                 Ok(true) => {
                     let status = conn.answer.status();
                     let reusable = n > 0 && conn.answer.reusable();
+                    self.reusing = reusable;
                     let done = stamp::received_at(conn.stamp, req.sent);
                     conn.req = None;
                     conn.reused = true;

@@ -40,6 +40,8 @@ pub(super) struct Pool<'a> {
     pub(super) open: usize,
     /// Whether this wake has opened a connection (see `may_open`).
     pub(super) opened_this_wake: bool,
+    /// Whether the target kept the connection of the last answer open.
+    pub(super) reusing: bool,
     /// Connections not yet connected or with unsent bytes: the loop must watch the sockets.
     pub(super) watched: Watched,
     /// Connections with a request on the wire (state `Busy`).
@@ -88,6 +90,7 @@ impl<'a> Pool<'a> {
             idle: Vec::new(),
             open: 0,
             opened_this_wake: false,
+            reusing: true,
             watched: Watched::default(),
             busy: BusySlots::default(),
             deadlines: DeadlineFloor::default(),
@@ -97,7 +100,9 @@ impl<'a> Pool<'a> {
             events: vec![EpollEvent::empty(); 256],
             retries: Vec::new(),
         };
-        for stream in warm {
+        // The idle list is used from its end: the first opened goes out first, as a server
+        // that accepts one connection at a time took it first.
+        for stream in warm.into_iter().rev() {
             pool.add_idle(stream);
         }
         Ok(pool)
@@ -120,13 +125,13 @@ impl<'a> Pool<'a> {
         }
     }
 
-    /// Hands `req` to an idle connection or a new one; gives it back if every allowed
-    /// connection is busy.
+    /// Hands `req` to an idle connection or a new one; gives it back if there is none for it
+    /// now (every allowed connection busy, or none may open yet: see `may_open`).
     pub(super) fn send(&mut self, mut req: InFlight, now: Instant) -> Result<(), InFlight> {
         // A request sent again goes on a new connection when it may: the idle ones may have
         // been closed by the server as the one it failed on was.
-        let fresh = req.retried && self.open < self.target.max_conns;
-        if !fresh && self.idle.is_empty() && self.open > 0 {
+        let fresh = req.retried && self.may_open(&req, now);
+        if !fresh && self.idle.is_empty() && self.open > 0 && self.reusing {
             // An answer that has already arrived frees a connection for a fraction of what
             // opening one costs (and of what the server pays to accept it); without this
             // look, a generator that fell behind opens a connection per due request.
@@ -168,15 +173,21 @@ impl<'a> Pool<'a> {
     }
 
     /// Whether a connection may be opened for `req`: within `--max-in-flight`, and, once
-    /// the request is more than `BEHIND` late, only one a wake. A generator that fell behind
-    /// (a stall of its own, or a target that stalled) otherwise opened a connection for
-    /// nearly every request due meanwhile, each costing it several times a send, and left
-    /// the target hundreds to accept before it could answer again: a 10 ms stall grew into
-    /// a quarter of a second of late sends. Held requests go as connections free up; a
-    /// target that needs more connections still gets one per wake (5,000 a second).
+    /// the request is more than `BEHIND` late and the target keeps its connections, only one
+    /// a wake. A generator that fell behind (a stall of its own or of the target) would
+    /// otherwise open a connection for nearly every request due meanwhile, each costing it
+    /// several sends and the target an accept before it can answer again; the held requests
+    /// go as answers free connections. A target that needs more connections still gets one
+    /// a wake; one that closes each connection after its answer frees none, so it is not
+    /// rationed.
     fn may_open(&self, req: &InFlight, now: Instant) -> bool {
-        self.open < self.target.max_conns
-            && (now.saturating_duration_since(req.at) <= BEHIND || !self.opened_this_wake)
+        let on_time = now.saturating_duration_since(req.at) <= BEHIND;
+        self.open < self.target.max_conns && (on_time || !self.reusing || !self.opened_this_wake)
+    }
+
+    /// Whether the requests out are few enough that waiting on their sockets costs little.
+    pub(super) fn few_out(&self) -> bool {
+        self.busy.len() <= DIRECT_READS
     }
 
     /// A new wake of the engine: a request that is behind may open a connection again.
@@ -324,7 +335,8 @@ impl<'a> Pool<'a> {
         self.deadlines.get()
     }
 
-    fn busy(&self) -> usize {
+    /// Connections with a request on them, connecting ones included.
+    fn with_request(&self) -> usize {
         self.conns
             .iter()
             .flatten()
@@ -340,7 +352,7 @@ impl<'a> Pool<'a> {
             self.wake_began();
             self.expire(now);
             self.send_retries(now);
-            if (self.busy() == 0 && self.retries.is_empty()) || now >= deadline {
+            if (self.with_request() == 0 && self.retries.is_empty()) || now >= deadline {
                 break;
             }
             let mut wake = deadline.min(now + MAX_SLEEP);

@@ -1,9 +1,9 @@
 //! The connections the engine's first requests go out on, opened before the run's clock
-//! starts. A run that opened them as its first requests fell due paid a connect per request
-//! while no answer was back yet to free one: at 40,000/s that put it tens of milliseconds
-//! behind in its first second, and the target had hundreds of connections to accept at once.
-//! So enough for the first millisecond of requests are opened, concurrently, and the target
-//! is given a moment to accept them; wrk and oha open theirs before they start, too.
+//! starts, as wrk and oha open theirs: opened as the first requests fall due, each would cost
+//! a connect while no answer is back yet to free one, and at high rates the generator would
+//! start behind with hundreds for the target to accept at once. Enough for the first
+//! millisecond of requests are opened concurrently, and the target is given a moment to
+//! accept them.
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -26,15 +26,19 @@ pub struct Ready {
 
 impl Ready {
     /// Opens connections for the first millisecond at `first_rate` requests a second (at
-    /// least one, at most the target's connection cap). A target that cannot be reached
-    /// gets none: the run's requests then count their connect errors as usual.
+    /// least one, at most the target's connection cap), on the first of the target's
+    /// addresses that takes them. A target that cannot be reached gets none: the run's
+    /// requests then count their connect errors as usual.
     pub async fn open(target: Target, first_rate: f64) -> Ready {
-        let want = (first_rate.max(0.0) * WARM_SPAN.as_secs_f64()).ceil() as usize + 1;
-        let want = want.min(target.max_conns);
-        let warm = match address(&target).await {
-            Some(addr) => connect_all(addr, want).await,
-            None => Vec::new(),
-        };
+        let want = (first_rate.max(0.0) * WARM_SPAN.as_secs_f64()).ceil() as usize;
+        let want = want.clamp(1, target.max_conns.max(1));
+        let mut warm = Vec::new();
+        for addr in addresses(&target).await {
+            warm = connect_all(addr, want).await;
+            if !warm.is_empty() {
+                break;
+            }
+        }
         if !warm.is_empty() {
             tokio::time::sleep(ACCEPT_GRACE).await;
         }
@@ -42,14 +46,14 @@ impl Ready {
     }
 }
 
-async fn address(target: &Target) -> Option<SocketAddr> {
+async fn addresses(target: &Target) -> Vec<SocketAddr> {
     match &target.host {
-        url::Host::Ipv4(a) => Some(SocketAddr::from((*a, target.port))),
-        url::Host::Ipv6(a) => Some(SocketAddr::from((*a, target.port))),
+        url::Host::Ipv4(a) => vec![SocketAddr::from((*a, target.port))],
+        url::Host::Ipv6(a) => vec![SocketAddr::from((*a, target.port))],
         url::Host::Domain(name) => tokio::net::lookup_host((name.as_str(), target.port))
             .await
-            .ok()?
-            .next(),
+            .map(Iterator::collect)
+            .unwrap_or_default(),
     }
 }
 
@@ -107,7 +111,7 @@ mod tests {
         });
         assert_eq!(
             Ready::open(target(port, 512), 20_000.0).await.warm.len(),
-            21
+            20
         );
         assert_eq!(Ready::open(target(port, 512), 0.0).await.warm.len(), 1);
         assert_eq!(Ready::open(target(port, 5), 20_000.0).await.warm.len(), 5);
