@@ -12,8 +12,13 @@ use super::Target;
 
 /// How many requests' worth of connections are opened ahead: the first millisecond's.
 const WARM_SPAN: Duration = Duration::from_millis(1);
-/// How long the connects may take together; what is not open by then opens as needed.
-const CONNECT_WAIT: Duration = Duration::from_secs(1);
+/// The most opened ahead, whatever the rate and `--max-in-flight`: well within the accept
+/// backlog most servers ask for (128 with Rust's std), so a target slow to accept does not
+/// drop the opening handshakes; beyond them the pool grows as requests need.
+const WARM_MAX: usize = 64;
+/// How long the connects may take together (the run's start waits for them); what is not
+/// open by then opens as needed.
+const CONNECT_WAIT: Duration = Duration::from_millis(250);
 /// The target's moment to accept what was opened.
 const ACCEPT_GRACE: Duration = Duration::from_millis(10);
 
@@ -31,7 +36,7 @@ impl Ready {
     /// requests then count their connect errors as usual.
     pub async fn open(target: Target, first_rate: f64) -> Ready {
         let want = (first_rate.max(0.0) * WARM_SPAN.as_secs_f64()).ceil() as usize;
-        let want = want.clamp(1, target.max_conns.max(1));
+        let want = want.min(WARM_MAX).min(target.max_conns).max(1);
         let mut warm = Vec::new();
         for addr in addresses(&target).await {
             warm = connect_all(addr, want).await;
@@ -115,6 +120,10 @@ mod tests {
         );
         assert_eq!(Ready::open(target(port, 512), 0.0).await.warm.len(), 1);
         assert_eq!(Ready::open(target(port, 5), 20_000.0).await.warm.len(), 5);
+        assert_eq!(
+            Ready::open(target(port, 100_000), 1e9).await.warm.len(),
+            WARM_MAX
+        );
         held.abort();
     }
 
