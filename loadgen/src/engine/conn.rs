@@ -51,27 +51,23 @@ pub(super) struct Conn {
 impl Conn {
     /// A connection whose non-blocking connect has started.
     pub(super) fn connecting(stream: TcpStream, until: Instant) -> Self {
-        Conn {
-            stream,
-            state: State::Connecting { until },
-            req: None,
-            answer: Answer::new(),
-            reused: false,
-            unsent: Vec::new(),
-            stamp: None,
-        }
+        Self::new(stream, State::Connecting { until }, false)
     }
 
     /// A connection opened before the run, idle. A close found when it is first used is the
     /// target's close of an idle connection, as on a kept-alive one, so it counts as reused:
     /// its request may go again.
     pub(super) fn opened_ahead(stream: TcpStream) -> Self {
+        Self::new(stream, State::Idle, true)
+    }
+
+    fn new(stream: TcpStream, state: State, reused: bool) -> Self {
         Conn {
             stream,
-            state: State::Idle,
+            state,
             req: None,
             answer: Answer::new(),
-            reused: true,
+            reused,
             unsent: Vec::new(),
             stamp: None,
         }

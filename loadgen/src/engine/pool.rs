@@ -110,19 +110,32 @@ impl<'a> Pool<'a> {
 
     /// Takes a connected stream in as an idle connection (dropped if epoll refuses it).
     fn add_idle(&mut self, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
-        let _ = stamp::enable(&stream);
-        let slot = self.conns.len();
         let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+        if let Ok(slot) = self.adopt(Conn::opened_ahead(stream), interest) {
+            self.idle.push(slot);
+        }
+    }
+
+    /// Takes `conn` into a free slot, its socket set up and watched for `interest`; its slot.
+    fn adopt(&mut self, conn: Conn, interest: EpollFlags) -> Result<usize, ()> {
+        let _ = conn.stream.set_nodelay(true);
+        let _ = stamp::enable(&conn.stream);
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
         if self
             .epoll
-            .add(stream.as_fd(), EpollEvent::new(interest, slot as u64))
-            .is_ok()
+            .add(conn.stream.as_fd(), EpollEvent::new(interest, slot as u64))
+            .is_err()
         {
-            self.conns.push(Some(Conn::opened_ahead(stream)));
-            self.idle.push(slot);
-            self.open += 1;
+            self.free_slots.push(slot);
+            return Err(());
         }
+        self.watched.changed(false, conn.watched());
+        self.conns[slot] = Some(conn);
+        self.open += 1;
+        Ok(slot)
     }
 
     /// Hands `req` to an idle connection or a new one; gives it back if there is none for it
@@ -230,27 +243,10 @@ impl<'a> Pool<'a> {
             }
         }
         let stream = last.ok_or(())?;
-        let _ = stream.set_nodelay(true);
-        let _ = stamp::enable(&stream);
-        let slot = self.free_slots.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.conns.len() - 1
-        });
-        let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLRDHUP;
-        if self
-            .epoll
-            .add(stream.as_fd(), EpollEvent::new(interest, slot as u64))
-            .is_err()
-        {
-            self.free_slots.push(slot);
-            return Err(());
-        }
         let until = now + self.target.connect_timeout;
-        let conn = Conn::connecting(stream, until);
+        let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLRDHUP;
+        let slot = self.adopt(Conn::connecting(stream, until), interest)?;
         self.deadlines.lower(until);
-        self.watched.changed(false, conn.watched());
-        self.conns[slot] = Some(conn);
-        self.open += 1;
         self.opened_this_wake = true;
         Ok(slot)
     }
