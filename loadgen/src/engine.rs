@@ -9,7 +9,6 @@
 //! only when it must: a connection being opened, a request held while few others are out,
 //! the final drain. Stops are noticed within `MAX_SLEEP`.
 
-mod budget;
 mod conn;
 mod events;
 mod pool;
@@ -103,7 +102,6 @@ pub fn run(
                 Step::Send(due) => {
                     if due.first {
                         recorder.scheduled(due.t);
-                        pool.due(now);
                     }
                     let req = InFlight {
                         t: due.t,

@@ -240,8 +240,6 @@ impl Pool<'_> {
                     let reusable = n > 0 && conn.answer.reusable();
                     self.reusing = reusable;
                     let done = stamp::received_at(conn.stamp, req.sent);
-                    self.budget
-                        .answered(done.saturating_duration_since(req.sent), done);
                     conn.req = None;
                     conn.reused = true;
                     if reusable {

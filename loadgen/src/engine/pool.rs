@@ -12,7 +12,6 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
 
-use super::budget::Budget;
 use super::conn::{BusySlots, Conn, DeadlineFloor, InFlight, State, Watched};
 use super::{Target, MAX_SLEEP};
 use crate::outcome::OutcomeClass;
@@ -43,8 +42,6 @@ pub(super) struct Pool<'a> {
     pub(super) opened_this_wake: bool,
     /// Whether the target kept the connection of the last answer open.
     pub(super) reusing: bool,
-    /// How many connections the target needs (see `may_open`).
-    pub(super) budget: Budget,
     /// Connections not yet connected or with unsent bytes: the loop must watch the sockets.
     pub(super) watched: Watched,
     /// Connections with a request on the wire (state `Busy`).
@@ -94,7 +91,6 @@ impl<'a> Pool<'a> {
             open: 0,
             opened_this_wake: false,
             reusing: true,
-            budget: Budget::new(warm.len(), Instant::now()),
             watched: Watched::default(),
             busy: BusySlots::default(),
             deadlines: DeadlineFloor::default(),
@@ -189,30 +185,17 @@ impl<'a> Pool<'a> {
         Ok(())
     }
 
-    /// Whether a connection may be opened for `req`: within `--max-in-flight`; past what
-    /// the target needs (`Budget`), one a millisecond unless `req` is sent again; and, once the request is more than
-    /// `BEHIND` late, only one a wake. A generator that fell behind (a stall of its own or
-    /// of the target) would otherwise open a connection for nearly every request due
-    /// meanwhile, each costing it several sends and the target an accept before it can
-    /// answer again, and leaving the target serving more connections at once than it does
-    /// well; the held requests go as answers free connections. A target that closes each
-    /// connection after its answer frees none, so it is not rationed.
+    /// Whether a connection may be opened for `req`: within `--max-in-flight`, and, once
+    /// the request is more than `BEHIND` late and the target keeps its connections, only one
+    /// a wake. A generator that fell behind (a stall of its own or of the target) would
+    /// otherwise open a connection for nearly every request due meanwhile, each costing it
+    /// several sends and the target an accept before it can answer again; the held requests
+    /// go as answers free connections. A target that needs more connections still gets one
+    /// a wake; one that closes each connection after its answer frees none, so it is not
+    /// rationed.
     fn may_open(&self, req: &InFlight, now: Instant) -> bool {
-        if self.open >= self.target.max_conns {
-            return false;
-        }
-        if !self.reusing {
-            return true;
-        }
-        // A request sent again needs a connection the server cannot have closed, whatever
-        // the budget says.
         let on_time = now.saturating_duration_since(req.at) <= BEHIND;
-        (req.retried || self.budget.allows(self.open, now)) && (on_time || !self.opened_this_wake)
-    }
-
-    /// A request fell due (for the connections' budget).
-    pub(super) fn due(&mut self, now: Instant) {
-        self.budget.due(now);
+        self.open < self.target.max_conns && (on_time || !self.reusing || !self.opened_this_wake)
     }
 
     /// Whether the requests out are few enough that waiting on their sockets costs little.
@@ -265,7 +248,6 @@ impl<'a> Pool<'a> {
         let slot = self.adopt(Conn::connecting(stream, until), interest)?;
         self.deadlines.lower(until);
         self.opened_this_wake = true;
-        self.budget.opened(now);
         Ok(slot)
     }
 
