@@ -12,9 +12,9 @@ use super::Target;
 
 /// How many requests' worth of connections are opened ahead: the first millisecond's.
 const WARM_SPAN: Duration = Duration::from_millis(1);
-/// The most opened ahead, whatever the rate and `--max-in-flight`: well within the accept
-/// backlog most servers ask for (128 with Rust's std), so a target slow to accept does not
-/// drop the opening handshakes; beyond them the pool grows as requests need.
+/// The most opened ahead, whatever the rate and `--max-in-flight`: a burst of opening
+/// handshakes past the target's accept backlog waits a second for SYN retransmits, and a
+/// first millisecond rarely needs more; beyond these the pool grows as requests need.
 const WARM_MAX: usize = 64;
 /// How long the connects may take together (the run's start waits for them); what is not
 /// open by then opens as needed.
